@@ -1,0 +1,17 @@
+# make train: install, then run the planar experiment.  make test: install, then run the tests.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: train test
+
+$(VENV)/installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+train: $(VENV)/installed
+	$(PYTHON) experiments/planar.py
+
+test: $(VENV)/installed
+	$(PYTHON) -m pytest

@@ -1,0 +1,20 @@
+"""torch_shallow: the lecture's one-hidden-layer network, its hand-written backward and batch gradient descent."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .activations import ACTIVATIONS
+from .board import default_run_dir
+from .data import DATASETS, circles, load_csv, moons, planar
+from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, shallow_net
+from .module import ShallowNet
+from .trainer import History, TrainConfig, accuracy, fit
+
+try:
+    __version__ = version("torch_shallow")
+except PackageNotFoundError:  # imported from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ACTIVATIONS", "DATASETS", "History", "ShallowBCEFunction", "ShallowNet", "ShallowNetFunction", "TrainConfig",
+    "accuracy", "circles", "default_run_dir", "fit", "load_csv", "moons", "planar", "shallow_bce", "shallow_net",
+]

@@ -1,0 +1,46 @@
+"""Hidden-layer activations σ, each with its derivative written in terms of its output A1 = σ(Z1).
+
+Writing σ'(Z1) as a function of A1 is what lets the backward pass keep A1 alone and drop Z1
+(the slides: σ'(Z1) = A1 ∘ (1 - A1) for the sigmoid).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Activation(NamedTuple):
+    forward: Callable[[Tensor], Tensor]
+    """A1 = σ(Z1), element-wise."""
+    derivative: Callable[[Tensor], Tensor]
+    """σ'(Z1) computed from A1 = σ(Z1), element-wise."""
+
+
+def _sigmoid_derivative(A1: Tensor) -> Tensor:
+    return A1 * (1 - A1)  # the slides: σ'(z) = σ(z)(1 - σ(z))
+
+
+def _tanh_derivative(A1: Tensor) -> Tensor:
+    return 1 - A1 * A1  # tanh'(z) = 1 - tanh(z)²
+
+
+def _relu_derivative(A1: Tensor) -> Tensor:
+    return (A1 > 0).to(A1.dtype)  # relu(z) > 0 exactly where z > 0; the subgradient at 0 is taken as 0
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation(torch.sigmoid, _sigmoid_derivative),  # the slides' choice
+    "tanh": Activation(torch.tanh, _tanh_derivative),  # the deeplearning.ai course's choice for this model
+    "relu": Activation(torch.relu, _relu_derivative),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Look an activation up by name, with an error that lists the choices."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None

@@ -1,0 +1,122 @@
+"""``ShallowNet``: the slides' one-hidden-layer network as an ``nn.Module``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .activations import get_activation
+from .functional import shallow_bce, shallow_net
+
+
+class ShallowNet(nn.Module):
+    r"""A neural network with one hidden layer, with the slides' hand-written backward formulas.
+
+    .. code-block:: text
+
+        Z1 = b1ᵀ + X W1ᵀ     A1 = σ(Z1)      (n, d1)
+        Z2 = b2ᵀ + A1 W2ᵀ    A2 = σ(Z2)      (n, d2)
+        J  = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) }
+
+    ``forward`` returns the logits Z2 through :class:`~torch_shallow.functional.ShallowNetFunction`, so the
+    module composes with any loss and any layer below it; ``cost`` returns J through
+    :class:`~torch_shallow.functional.ShallowBCEFunction`, whose backward starts from dZ2 = n⁻¹(A2 - Y).
+
+    Args:
+        in_features: d, the size of each input sample.
+        hidden_features: d1, the number of hidden units.
+        out_features: d2, the number of output units, each an independent binary label. Default: 1.
+        activation: the hidden units' σ: ``"sigmoid"`` (the slides), ``"tanh"`` or ``"relu"``.
+            The output unit is always the sigmoid. Default: ``"sigmoid"``.
+
+    Shape:
+        - X: (n, d), n ≥ 1 samples stacked by rows.
+        - Y: (n, d2) labels in [0, 1], or (n,) when d2 = 1; float, bool or integer.
+        - Output of ``forward``: (n, d2) logits; ``predict_proba`` and ``predict``: (n, d2); ``cost``: scalar.
+
+    Attributes:
+        W1: (d1, d) hidden-layer weights, row j is hidden unit j's weight vector.
+        b1: (d1,) hidden-layer biases.
+        W2: (d2, d1) output-layer weights.
+        b2: (d2,) output-layer biases.
+
+    Example::
+
+        >>> net = ShallowNet(2, 4)
+        >>> X, Y = torch.randn(400, 2), torch.randint(0, 2, (400, 1))
+        >>> net(X).shape
+        torch.Size([400, 1])
+        >>> net.cost(X, Y).backward()
+        >>> net.W1.grad.shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        out_features: int = 1,
+        activation: str = "sigmoid",
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("hidden_features", hidden_features),
+                            ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        get_activation(activation)
+        self.in_features = in_features
+        self.hidden_features = hidden_features
+        self.out_features = out_features
+        self.activation = activation
+        factory = {"device": device, "dtype": dtype}
+        self.W1 = nn.Parameter(torch.empty(hidden_features, in_features, **factory))
+        self.b1 = nn.Parameter(torch.empty(hidden_features, **factory))
+        self.W2 = nn.Parameter(torch.empty(out_features, hidden_features, **factory))
+        self.b2 = nn.Parameter(torch.empty(out_features, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw θ(0) at random, the slides' step 1.
+
+        Each layer's weights and biases are drawn from U(-1/√fan_in, 1/√fan_in), fan_in being d for layer 1 and
+        d1 for layer 2: the rule of ``nn.Linear``, so this module starts where ``Linear-σ-Linear`` would. Random
+        values break the symmetry between hidden units (equal rows of W1 would get equal gradients and stay equal
+        forever), and the 1/√fan_in scale keeps Z1 = b1ᵀ + X W1ᵀ of order one for standardised inputs, where σ'
+        is not vanishingly small.
+
+        Args:
+            generator: a CPU ``torch.Generator`` for a reproducible draw; the global generator if None. Values are
+                drawn on the CPU in float64, then copied, so one seed gives the same θ(0) on every device and
+                (up to rounding) in every dtype.
+        """
+        with torch.no_grad():
+            for W, b in ((self.W1, self.b1), (self.W2, self.b2)):
+                bound = 1 / math.sqrt(W.shape[1])
+                for p in (W, b):
+                    draw = torch.empty(p.shape, dtype=torch.float64).uniform_(-bound, bound, generator=generator)
+                    p.copy_(draw)
+
+    def forward(self, X: Tensor) -> Tensor:
+        """Z2 = b2ᵀ + σ(b1ᵀ + X W1ᵀ) W2ᵀ, the logits (n, d2)."""
+        return shallow_net(X, self.W1, self.b1, self.W2, self.b2, self.activation)
+
+    def predict_proba(self, X: Tensor) -> Tensor:
+        """A2 = σ(Z2) (n, d2), the probability of label 1."""
+        return torch.sigmoid(self(X))
+
+    def predict(self, X: Tensor) -> Tensor:
+        """Labels 0/1 (n, d2), in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0."""
+        return (self(X) > 0).to(X.dtype)
+
+    def cost(self, X: Tensor, Y: Tensor) -> Tensor:
+        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) }, a scalar, through the slides' backward."""
+        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
+                f"out_features={self.out_features}, activation={self.activation!r}")

@@ -1,0 +1,90 @@
+"""Checks at the boundary, where a user's tensors enter: each error names the argument, what was expected
+and what came, so that bad input fails here and not as a NaN epochs later or deep inside PyTorch.
+
+Value checks (NaN, inf, labels outside [0, 1]) read the data and synchronise with the device, so they run in
+eager mode only; under ``torch.compile`` the shape, dtype and device checks still hold.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _describe(t: Tensor) -> str:
+    return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
+
+
+def _require_tensor(name: str, t: object) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    return t
+
+
+def _checking_values() -> bool:
+    return not torch.compiler.is_compiling()
+
+
+def check_parameters(W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor) -> None:
+    """θ = (W1 (d1, d), b1 (d1,), W2 (d2, d1), b2 (d2,)): consistent shapes, one floating dtype, one device."""
+    for name, t in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
+        _require_tensor(name, t)
+    if W1.dim() != 2 or W2.dim() != 2:
+        raise ValueError(f"W1 and W2 must be 2-D, got W1 of shape {tuple(W1.shape)}, W2 of shape {tuple(W2.shape)}")
+    d1, d2 = W1.shape[0], W2.shape[0]
+    expected = {"b1": (d1,), "W2": (d2, d1), "b2": (d2,)}
+    for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
+        if tuple(t.shape) != expected[name]:
+            raise ValueError(f"{name} must have shape {expected[name]} to match W1 {tuple(W1.shape)}, "
+                             f"got {tuple(t.shape)}")
+    if not W1.is_floating_point():
+        raise TypeError(f"parameters must be floating point, got W1 of dtype {W1.dtype}")
+    for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
+        if t.dtype != W1.dtype or t.device != W1.device:
+            raise TypeError(f"parameters must share one dtype and device: W1 has dtype {W1.dtype} on {W1.device}, "
+                            f"{name} has dtype {t.dtype} on {t.device}")
+
+
+def check_features(X: Tensor, W1: Tensor) -> None:
+    """X must be a finite floating (n, d) tensor with n ≥ 1, on W1's device and in W1's dtype."""
+    _require_tensor("X", X)
+    if not X.is_floating_point():
+        raise TypeError(f"X must be a floating-point tensor, got dtype {X.dtype}; convert it with X.to({W1.dtype})")
+    if X.dim() != 2:
+        raise ValueError(f"X must be 2-D (n samples, d = {W1.shape[1]} features), got {_describe(X)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"X must hold at least one sample, got {_describe(X)}")
+    if X.shape[1] != W1.shape[1]:
+        raise ValueError(f"X must have d = {W1.shape[1]} features (columns) to match W1 {tuple(W1.shape)}, "
+                         f"got {_describe(X)}")
+    if X.device != W1.device:
+        raise ValueError(f"X is on {X.device} but the parameters are on {W1.device}; move one with .to()")
+    if X.dtype != W1.dtype:
+        raise TypeError(f"X has dtype {X.dtype} but the parameters have {W1.dtype}; convert one with .to()")
+    if _checking_values() and not bool(torch.isfinite(X).all()):
+        raise ValueError(f"X contains NaN or inf ({_describe(X)})")
+
+
+def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
+    """Y holds labels in [0, 1] of shape (n, d2), or (n,) when d2 = 1.
+
+    Returns Y as an (n, d2) tensor in ``like``'s dtype: labels given as bool or integer tensors are converted,
+    since 0 and 1 are exact in every floating dtype.
+    """
+    _require_tensor("Y", Y)
+    n, d2 = Z2_shape
+    if Y.dim() == 1 and d2 == 1:
+        Y = Y.unsqueeze(1)
+    if tuple(Y.shape) != (n, d2):
+        expected = f"({n}, {d2})" + (f" or ({n},)" if d2 == 1 else "")
+        raise ValueError(f"Y must have shape {expected} to match X and the output size, got {_describe(Y)}")
+    if Y.device != like.device:
+        raise ValueError(f"Y is on {Y.device} but X and the parameters are on {like.device}; move one with .to()")
+    if Y.is_complex():
+        raise TypeError(f"Y must hold real labels, got dtype {Y.dtype}")
+    if _checking_values():
+        if Y.is_floating_point() and not bool(torch.isfinite(Y).all()):
+            raise ValueError(f"Y contains NaN or inf ({_describe(Y)})")
+        if not bool(((Y >= 0) & (Y <= 1)).all()):
+            raise ValueError(f"Y must hold labels in [0, 1]; got values from {Y.min().item()} to {Y.max().item()}")
+    return Y.to(like.dtype)
