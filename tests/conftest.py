@@ -1,0 +1,44 @@
+"""Fixtures shared by the tests: devices, dtypes, one tolerance table, and a random problem maker."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+# One table of tolerances per dtype, for comparing two computations of the same quantity.
+TOLERANCES = {
+    torch.float32: {"rtol": 1e-4, "atol": 1e-5},
+    torch.float64: {"rtol": 1e-10, "atol": 1e-12},
+}
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request) -> torch.dtype:
+    return request.param
+
+
+def assert_close(actual, expected, dtype: torch.dtype | None = None) -> None:
+    dtype = dtype or expected.dtype
+    torch.testing.assert_close(actual, expected, **TOLERANCES[dtype])
+
+
+def make_problem(n, d, d1, d2, dtype=torch.float64, device="cpu", seed=0, requires_grad=True):
+    """Random X (n, d), Y (n, d2) in [0, 1] and θ = (W1, b1, W2, b2), the parameters requiring gradients."""
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(device=device, dtype=dtype)
+
+    X = draw(n, d)
+    Y = torch.rand(n, d2, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    theta = [draw(d1, d), draw(d1), draw(d2, d1), draw(d2)]
+    for p in [X, *theta]:
+        p.requires_grad_(requires_grad)
+    return X, Y, theta

@@ -1,0 +1,52 @@
+"""The command line, as a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from torch_shallow import ShallowNet
+from torch_shallow.cli import main
+
+
+def test_train_logs_saves_and_reports(tmp_path, capsys):
+    code = main(["train", "--epochs", "30", "--log-dir", str(tmp_path / "run"), "--save", str(tmp_path / "net.pt")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "planar: 30 epochs (max_epochs)" in out and "training accuracy" in out
+    assert f"tensorboard --logdir {tmp_path}" in out
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    net = ShallowNet(2, 4)
+    net.load_state_dict(torch.load(tmp_path / "net.pt", weights_only=True))
+
+
+def test_seed_reproduces_the_run(capsys):
+    outputs = []
+    for _ in range(2):
+        assert main(["train", "--dataset", "moons", "--epochs", "50", "--seed", "3", "--no-log"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+
+
+def test_csv_training(tmp_path, capsys):
+    path = tmp_path / "points.csv"
+    path.write_text("u,v,label\n" + "".join(f"{i / 10},{-i / 10},{int(i > 5)}\n" for i in range(10)))
+    assert main(["train", "--csv", str(path), "--hidden", "2", "--epochs", "20", "--no-log"]) == 0
+    assert "points: 20 epochs" in capsys.readouterr().out
+
+
+def test_bad_input_exits_with_a_message(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,y\n1,7\n")
+    assert main(["train", "--csv", str(path), "--no-log"]) == 2
+    assert "bad.csv:2: label column 'y' must be 0 or 1" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_console_script():
+    script = Path(sys.executable).parent / "torch-shallow"  # installed beside the interpreter by pip
+    for command in ([sys.executable, "-m", "torch_shallow"], [str(script)]):
+        result = subprocess.run([*command, "train", "--epochs", "5", "--no-log"], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "planar: 5 epochs" in result.stdout

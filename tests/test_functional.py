@@ -1,0 +1,117 @@
+"""The Functions' values and gradients against plain-PyTorch autograd and finite differences."""
+
+import pytest
+import torch
+
+from conftest import assert_close, make_problem
+from reference import cost as reference_cost
+from reference import logits as reference_logits
+from torch_shallow.functional import ShallowBCEFunction, ShallowNetFunction, backward_pass, shallow_bce, shallow_net
+
+SHAPES = [(1, 3, 4, 1), (7, 3, 1, 1), (9, 5, 4, 3), (32, 2, 6, 2)]  # (n, d, d1, d2): n = 1, d1 = 1, d2 > 1
+ACTIVATIONS = ["sigmoid", "tanh", "relu"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_net_matches_autograd(shape, activation, dtype, device):
+    X, _, theta = make_problem(*shape, dtype=dtype, device=device)
+    G = torch.randn(shape[0], shape[3], dtype=dtype, device=device)  # an arbitrary upstream gradient dZ2
+    Z2 = shallow_net(X, *theta, activation)
+    expected = reference_logits(X, *theta, activation)
+    assert_close(Z2, expected)
+    grads = torch.autograd.grad((Z2 * G).sum(), [X, *theta])
+    expected_grads = torch.autograd.grad((expected * G).sum(), [X, *theta])
+    for got, want in zip(grads, expected_grads):
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_cost_matches_autograd(shape, activation, dtype, device):
+    X, Y, theta = make_problem(*shape, dtype=dtype, device=device)
+    J = shallow_bce(X, Y, *theta, activation)
+    expected = reference_cost(X, Y, *theta, activation)
+    assert J.shape == ()
+    assert_close(J, expected)
+    for got, want in zip(torch.autograd.grad(J, [X, *theta]), torch.autograd.grad(expected, [X, *theta])):
+        assert_close(got, want)
+
+
+def test_cost_takes_any_upstream_gradient(dtype):
+    X, Y, theta = make_problem(9, 5, 4, 3, dtype=dtype)
+    loss = 2.5 * shallow_bce(X, Y, *theta) + (theta[0] ** 2).sum()
+    expected = 2.5 * reference_cost(X, Y, *theta) + (theta[0] ** 2).sum()
+    for got, want in zip(torch.autograd.grad(loss, theta), torch.autograd.grad(expected, theta)):
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradcheck(activation):
+    X, Y, theta = make_problem(6, 3, 4, 2)
+    assert torch.autograd.gradcheck(lambda *a: ShallowNetFunction.apply(*a, activation), (X, *theta))
+    assert torch.autograd.gradcheck(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation), (X, *theta))
+
+
+def test_only_requested_gradients():
+    X, Y, theta = make_problem(5, 3, 4, 1)
+    X.requires_grad_(False)
+    theta[0].requires_grad_(False)
+    shallow_bce(X, Y, *theta).backward()
+    assert X.grad is None and theta[0].grad is None
+    assert all(p.grad is not None for p in theta[1:])
+    wanted = (False, False, False, False, True)
+    dX, dW1, db1, dW2, db2 = backward_pass(torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2],
+                                           torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted)
+    assert (dX, dW1, db1, dW2) == (None, None, None, None)
+    assert_close(db2, torch.full((1,), 5.0, dtype=X.dtype))
+
+
+@pytest.mark.parametrize("function", ["net", "cost"])
+def test_saves_A1_but_not_Z1(function):
+    """Backward keeps one (n, d1) matrix, A1; σ'(Z1) is recomputed from it."""
+    n, d, d1, d2 = 50, 3, 7, 1
+    X, Y, theta = make_problem(n, d, d1, d2)
+    saved = []
+
+    def pack(t):
+        saved.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = shallow_net(X, *theta) if function == "net" else shallow_bce(X, Y, *theta)
+    assert saved.count((n, d1)) == 1, saved
+    out.sum().backward()
+
+
+def test_labels_requiring_a_gradient_are_an_error():
+    X, Y, theta = make_problem(4, 2, 3, 1)
+    Y.requires_grad_(True)
+    with pytest.raises(ValueError, match="Y requires a gradient"):
+        shallow_bce(X, Y, *theta)
+    with pytest.raises(ValueError, match="Y requires a gradient"):
+        ShallowBCEFunction.apply(X, Y, *theta, "sigmoid")
+
+
+@pytest.mark.parametrize("scale", [1e2, 1e4])
+def test_saturated_units_give_finite_cost_and_gradients(scale, dtype):
+    """Logits of order ±1e4 push σ to exactly 0 or 1 in float; the cost must stay finite and exact."""
+    X, _, theta = make_problem(64, 3, 5, 2, dtype=dtype)
+    with torch.no_grad():
+        theta[2].mul_(scale)
+    Y = (torch.rand(64, 2) > 0.5).to(dtype)
+    J = shallow_bce(X, Y, *theta)
+    expected = reference_cost(X, Y, *theta)
+    assert torch.isfinite(J)
+    torch.testing.assert_close(J, expected, rtol=1e-5, atol=0)
+    grads = torch.autograd.grad(J, theta)
+    for got, want in zip(grads, torch.autograd.grad(expected, theta)):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    X, Y, theta = make_problem(4, 2, 3, 1)
+    (g,) = torch.autograd.grad(shallow_bce(X, Y, *theta), theta[0], create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
