@@ -1,12 +1,15 @@
 """The Functions' values and gradients against plain-PyTorch autograd and finite differences."""
 
+from unittest.mock import patch
+
 import pytest
 import torch
 
 from conftest import assert_close, make_problem
 from reference import cost as reference_cost
 from reference import logits as reference_logits
-from torch_shallow.functional import ShallowBCEFunction, ShallowNetFunction, backward_pass, shallow_bce, shallow_net
+from torch_shallow.functional import (ShallowBCEFunction, ShallowNetFunction, backward_pass, cross_entropy, shallow_bce,
+                                      shallow_net)
 
 SHAPES = [(1, 3, 4, 1), (7, 3, 1, 1), (9, 5, 4, 3), (32, 2, 6, 2)]  # (n, d, d1, d2): n = 1, d1 = 1, d2 > 1
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]
@@ -67,11 +70,8 @@ def test_only_requested_gradients():
     assert_close(db2, torch.full((1,), 5.0, dtype=X.dtype))
 
 
-@pytest.mark.parametrize("function", ["net", "cost"])
-def test_saves_A1_but_not_Z1(function):
-    """Backward keeps one (n, d1) matrix, A1; σ'(Z1) is recomputed from it."""
-    n, d, d1, d2 = 50, 3, 7, 1
-    X, Y, theta = make_problem(n, d, d1, d2)
+def saved_shapes(run) -> list[tuple[int, ...]]:
+    """The shapes of the tensors autograd keeps for backward while ``run()`` builds its graph."""
     saved = []
 
     def pack(t):
@@ -79,9 +79,45 @@ def test_saves_A1_but_not_Z1(function):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = shallow_net(X, *theta) if function == "net" else shallow_bce(X, Y, *theta)
-    assert saved.count((n, d1)) == 1, saved
-    out.sum().backward()
+        run()
+    return saved
+
+
+def test_net_saves_A1_but_not_Z1():
+    """The saved-activation backward keeps one (n, d1) matrix, A1; σ'(Z1) is recomputed from it."""
+    X, _, theta = make_problem(50, 3, 7, 1)
+    assert saved_shapes(lambda: shallow_net(X, *theta)).count((50, 7)) == 1
+
+
+@pytest.mark.parametrize("x_needs_grad", [False, True])
+def test_cost_saves_only_the_gradients(x_needs_grad):
+    X, Y, theta = make_problem(50, 3, 7, 1)
+    X.requires_grad_(x_needs_grad)
+    expected = [(7, 3), (7,), (1, 7), (1,)] + ([(50, 3)] if x_needs_grad else [])
+    assert sorted(saved_shapes(lambda: shallow_bce(X, Y, *theta, block_rows=8))) == sorted(expected)
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 10, 25, 1000, None])
+def test_cost_does_not_depend_on_the_block_size(block_rows, dtype):
+    """Blocks that divide n = 50, that don't, one row, larger than n, and the automatic choice."""
+    X, Y, theta = make_problem(50, 3, 6, 2, dtype=dtype)
+    J = shallow_bce(X, Y, *theta, "tanh", block_rows=block_rows)
+    saved_activation = cross_entropy(shallow_net(X, *theta, "tanh"), Y, 50)
+    expected = reference_cost(X, Y, *theta, "tanh")
+    assert_close(J, expected)
+    grads = torch.autograd.grad(J, [X, *theta])
+    for other in (saved_activation, expected):
+        for got, want in zip(grads, torch.autograd.grad(other, [X, *theta])):
+            assert_close(got, want)
+
+
+def test_no_gradient_work_under_no_grad():
+    X, Y, theta = make_problem(30, 3, 4, 1)
+    with torch.no_grad():
+        with patch("torch_shallow.functional.backward_pass", side_effect=AssertionError("gradient work")) as spy:
+            J = shallow_bce(X, Y, *theta, block_rows=8)
+    assert spy.call_count == 0
+    assert_close(J, reference_cost(X, Y, *theta).detach())
 
 
 def test_labels_requiring_a_gradient_are_an_error():

@@ -32,9 +32,9 @@ def _relu_derivative(A1: Tensor) -> Tensor:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation(torch.sigmoid, _sigmoid_derivative),  # the slides' choice
-    "tanh": Activation(torch.tanh, _tanh_derivative),  # the deeplearning.ai course's choice for this model
-    "relu": Activation(torch.relu, _relu_derivative),
+    "sigmoid": Activation(torch.sigmoid_, _sigmoid_derivative),  # the slides' choice
+    "tanh": Activation(torch.tanh_, _tanh_derivative),  # the deeplearning.ai course's choice for this model
+    "relu": Activation(torch.relu_, _relu_derivative),
 }
 
 

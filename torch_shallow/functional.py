@@ -17,6 +17,10 @@ Backward, from dZ2 = ∂J/∂Z2::
 
 For the cost, dZ2 = n⁻¹(A2 - Y). J sums over the d2 output units and averages over the n samples, which is
 what makes that formula exact for d2 > 1 too.
+
+The cost's Function knows dZ2 already in its forward, so it runs forward and backward formulas together, one
+block of rows of X at a time, while the block's activations are still in cache: it holds block-sized
+activations instead of n-sized ones, and its backward only scales the finished gradients.
 """
 
 from __future__ import annotations
@@ -40,14 +44,14 @@ def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, acti
     return A1, Z2
 
 
-def cross_entropy(Z2: Tensor, Y: Tensor) -> Tensor:
+def cross_entropy(Z2: Tensor, Y: Tensor, n: int) -> Tensor:
     """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } with A2 = σ(Z2), computed from the logits Z2.
 
-    log σ(z) and log(1 - σ(z)) = log σ(-z) come from ``logsigmoid``, which stays finite where σ(z) rounds to
-    0 or 1, so a saturated output unit gives a large finite cost and never log(0).
+    With log σ(z) = z - log(1 + eᶻ) and log(1 - σ(z)) = -log(1 + eᶻ), each term is log(1 + eᶻ) - y z, and
+    ``softplus`` evaluates log(1 + eᶻ) without overflow or log(0): a saturated output unit gives a large, finite
+    cost. Z2 and Y may be a block of the n rows; the block's share of J is still divided by the full n.
     """
-    n = Z2.shape[0]
-    return -(Y * F.logsigmoid(Z2) + (1 - Y) * F.logsigmoid(-Z2)).sum() / n
+    return (F.softplus(Z2) - Y * Z2).sum() / n
 
 
 def backward_pass(
@@ -64,7 +68,7 @@ def backward_pass(
     if need_dW2:
         dW2 = dZ2.T @ A1  # dZ2ᵀ A1                      (d2, d1)
     if need_dX or need_dW1 or need_db1:
-        dZ1 = (dZ2 @ W2) * get_activation(activation).derivative(A1)  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
+        dZ1 = (dZ2 @ W2).mul_(get_activation(activation).derivative(A1))  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
         if need_db1:
             db1 = dZ1.sum(0)  # dZ1ᵀ 1                   (d1,)
         if need_dW1:
@@ -95,33 +99,74 @@ class ShallowNetFunction(torch.autograd.Function):
         return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
 
 
-class ShallowBCEFunction(torch.autograd.Function):
-    """(X, Y, W1, b1, W2, b2, activation) -> J, the slides' cost, a scalar.
+def auto_block_rows(X: Tensor, hidden_features: int) -> int:
+    """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix, which keeps the
+    handful of such matrices a block needs within a core's L2 cache, and at least 256 rows, so that each matrix
+    product stays large enough to run at full speed."""
+    return max(256, (1 << 20) // (hidden_features * X.element_size()))
 
-    Backward starts from the slides' dZ2 = n⁻¹(A2 - Y), scaled by the incoming gradient of J, then applies the
-    same formulas as :class:`ShallowNetFunction`. Y is data: asking for its gradient is an error.
+
+def cost_and_gradients(
+    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str,
+    needs: tuple[bool, ...], block_rows: int,
+) -> tuple[Tensor, Gradients]:
+    """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
+
+    Each block runs the forward pass, adds its share of J, and, when any gradient is needed, takes the slides'
+    dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass`. dW1, db1, dW2, db2 are sums over samples, so
+    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked.
+    """
+    n = X.shape[0]
+    J, sums, dX_blocks = None, (None,) * 4, []
+    for X_rows, Y_rows in zip(X.split(block_rows), Y.split(block_rows)):
+        A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
+        J = _add(J, cross_entropy(Z2, Y_rows, n))
+        if any(needs):
+            dZ2 = torch.sigmoid(Z2).sub_(Y_rows).div_(n)  # the slides' n⁻¹(A2 - Y), for this block's rows
+            dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
+            sums = tuple(_add(total, part) for total, part in zip(sums, parts))
+            dX_blocks.append(dX_rows)
+    dX = (dX_blocks[0] if len(dX_blocks) == 1 else torch.cat(dX_blocks)) if needs[0] else None
+    return J, (dX, *sums)
+
+
+def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
+    """total + part, in place into the first block's freshly made result; None while there is nothing to add."""
+    return part if total is None else total.add_(part)
+
+
+class ShallowBCEFunction(torch.autograd.Function):
+    """(X, Y, W1, b1, W2, b2, activation, block_rows, compute_gradients) -> J, the slides' cost, a scalar.
+
+    Forward computes J and, when ``compute_gradients`` is true, its gradients with respect to the inputs that
+    require one, in one sweep over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks
+    :func:`auto_block_rows`). It saves only those gradients. Backward scales them by the incoming ∂L/∂J, which
+    is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. ``compute_gradients`` is false under ``torch.no_grad``, where
+    ``needs_input_grad`` still reports ``requires_grad``. Y is data: asking for its gradient is an error.
     """
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str
+        ctx: FunctionCtx, X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
+        activation: str = "sigmoid", block_rows: int | None = None, compute_gradients: bool = True,
     ) -> Tensor:
         if ctx.needs_input_grad[1]:
             raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
-        A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
-        ctx.save_for_backward(X, Y, W1, W2, A1, torch.sigmoid(Z2))
-        ctx.activation = activation
-        return cross_entropy(Z2, Y)
+        needs = ctx.needs_input_grad
+        needs = tuple(compute_gradients and need for need in needs[:1] + needs[2:6])
+        if torch.compiler.is_compiling():
+            # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
+            block_rows = X.shape[0]
+        J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs,
+                                          block_rows or auto_block_rows(X, W1.shape[0]))
+        ctx.save_for_backward(*gradients)
+        return J
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dJ: Tensor) -> tuple[Tensor | None, ...]:
-        X, Y, W1, W2, A1, A2 = ctx.saved_tensors
-        n = X.shape[0]
-        dZ2 = (A2 - Y) * (dJ / n)  # the slides' n⁻¹(A2 - Y), times the upstream ∂L/∂J   (n, d2)
-        needs = ctx.needs_input_grad
-        dX, dW1, db1, dW2, db2 = backward_pass(dZ2, X, W1, W2, A1, ctx.activation, needs[:1] + needs[2:6])
-        return dX, None, dW1, db1, dW2, db2, None
+        dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in ctx.saved_tensors)
+        return dX, None, dW1, db1, dW2, db2, None, None, None
 
 
 def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid") -> Tensor:
@@ -133,16 +178,23 @@ def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activ
 
 
 def shallow_bce(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid"
+    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
+    *, block_rows: int | None = None, check_inputs: bool = True,
 ) -> Tensor:
-    """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`. Checks its inputs first.
+    """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`.
 
-    Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels.
+    Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels. ``block_rows`` sets the
+    rows per block of the sweep; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
+    skips the checks of X and Y, for a loop that checked them once already (``fit``) and passes Y as (n, d2) in
+    X's dtype; the checks read the data, which costs as much as the rest of a step on small data.
     """
-    get_activation(activation)
-    check_parameters(W1, b1, W2, b2)
-    check_features(X, W1)
-    if isinstance(Y, Tensor) and Y.requires_grad:
-        raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
-    Y = check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
-    return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation)
+    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1):
+        raise ValueError(f"block_rows must be a positive integer or None, got {block_rows!r}")
+    if check_inputs:
+        get_activation(activation)
+        check_parameters(W1, b1, W2, b2)
+        check_features(X, W1)
+        if isinstance(Y, Tensor) and Y.requires_grad:
+            raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
+        Y = check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
+    return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation, block_rows, torch.is_grad_enabled())

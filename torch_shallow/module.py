@@ -113,9 +113,14 @@ class ShallowNet(nn.Module):
         """Labels 0/1 (n, d2), in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0."""
         return (self(X) > 0).to(X.dtype)
 
-    def cost(self, X: Tensor, Y: Tensor) -> Tensor:
-        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) }, a scalar, through the slides' backward."""
-        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation)
+    def cost(self, X: Tensor, Y: Tensor, *, block_rows: int | None = None, check_inputs: bool = True) -> Tensor:
+        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) }, a scalar, through the slides' backward.
+
+        J and its gradient come from one sweep over blocks of ``block_rows`` rows of X (None: chosen from d1);
+        see :func:`~torch_shallow.functional.shallow_bce`, also for ``check_inputs``.
+        """
+        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows=block_rows,
+                           check_inputs=check_inputs)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "

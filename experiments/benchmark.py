@@ -1,0 +1,190 @@
+"""Benchmark: this project's full-batch cost + gradient and training loop against plain PyTorch autograd, a NumPy
+version of the slides' formulas, scikit-learn's MLPClassifier and the matrix-product floor. Prints Markdown tables.
+
+    python experiments/benchmark.py            # every case (a few minutes on 2 cores)
+    python experiments/benchmark.py --quick    # smaller n, for a smoke test
+
+Times are medians over repeats, measured side by side in one run; ratios are anchor time / our time, so a ratio
+above 1 means this project is faster. Memory is the peak resident memory above the data, each case and method in
+its own process. NumPy and scikit-learn come from the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torch_shallow import ShallowNet, TrainConfig, fit, planar
+
+LARGE_CASES = [(100_000, 20, 64), (1_000_000, 32, 128), (200_000, 100, 256)]  # (n, d, d1)
+
+
+def median_seconds(run, repeats: int) -> float:
+    run()  # warm-up: first-call allocations and lazy initialisation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def large_problem(n: int, d: int, d1: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g)
+    Y = (torch.rand(n, 1, generator=g) > 0.5).float()
+    net = ShallowNet(d, d1)
+    net.reset_parameters(g)
+    return X, Y, net
+
+
+# ---- the methods: each returns a function computing J and ∇J over all n samples --------------------------------
+
+def ours(X, Y, net):
+    params = list(net.parameters())
+    return lambda: torch.autograd.grad(net.cost(X, Y), params)
+
+
+def autograd(X, Y, net):
+    params = list(net.parameters())
+
+    def run():
+        Z2 = F.linear(torch.sigmoid(F.linear(X, net.W1, net.b1)), net.W2, net.b2)
+        J = F.binary_cross_entropy_with_logits(Z2, Y, reduction="sum") / X.shape[0]
+        return torch.autograd.grad(J, params)
+    return run
+
+
+def numpy_gradient(X, Y, W1, b1, W2, b2):
+    """J and (dW1, db1, dW2, db2) by the slides' formulas in NumPy, as in the classic course implementation."""
+    n = X.shape[0]
+    A1 = 1 / (1 + np.exp(-(X @ W1.T + b1)))
+    A2 = 1 / (1 + np.exp(-(A1 @ W2.T + b2)))
+    J = -np.sum(Y * np.log(A2) + (1 - Y) * np.log(1 - A2)) / n
+    dZ2 = (A2 - Y) / n
+    dZ1 = (dZ2 @ W2) * A1 * (1 - A1)
+    return J, (dZ1.T @ X, dZ1.sum(0), dZ2.T @ A1, dZ2.sum(0))
+
+
+def numpy_arrays(X, Y, net):
+    return X.numpy(), Y.numpy(), [p.detach().numpy().copy() for p in net.parameters()]
+
+
+def numpy_slides(X, Y, net):
+    X, Y, theta = numpy_arrays(X, Y, net)
+    return lambda: numpy_gradient(X, Y, *theta)
+
+
+def floor(X, Y, net):
+    """The two products that any exact full-batch gradient must compute: X W1ᵀ and dZ1ᵀ X."""
+    dZ1 = torch.randn(X.shape[0], net.hidden_features)
+    return lambda: (X @ net.W1.detach().T, dZ1.T @ X)
+
+
+METHODS = {"torch_shallow": ours, "autograd": autograd, "numpy": numpy_slides, "matmul floor": floor}
+
+
+def peak_memory_mib(method: str, n: int, d: int, d1: int) -> float:
+    """Peak resident memory of one cost + gradient above what the process held with the data, in a fresh process."""
+    code = (f"import resource, sys; sys.argv = ['']; import benchmark as b; X, Y, net = b.large_problem({n}, {d}, {d1}); "
+            f"run = b.METHODS[{method!r}](X, Y, net); "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; run(); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__file__.rsplit("/", 1)[0])
+    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def large_cases(cases, repeats: int) -> None:
+    print("\n### Cost + gradient over all n samples, float32 (median seconds; ratio = anchor / torch_shallow)\n")
+    print("| n × d, d1 | torch_shallow | autograd | numpy | matmul floor | vs autograd | vs numpy | / floor |"
+          " memory: ours | memory: autograd |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n, d, d1 in cases:
+        X, Y, net = large_problem(n, d, d1)
+        t = {name: median_seconds(make(X, Y, net), repeats) for name, make in METHODS.items()}
+        mem = {name: peak_memory_mib(name, n, d, d1) for name in ("torch_shallow", "autograd")}
+        print(f"| {n:,} × {d}, {d1} | {t['torch_shallow']:.3f} | {t['autograd']:.3f} | {t['numpy']:.3f} | "
+              f"{t['matmul floor']:.3f} | {t['autograd'] / t['torch_shallow']:.2f}× | "
+              f"{t['numpy'] / t['torch_shallow']:.2f}× | {t['torch_shallow'] / t['matmul floor']:.2f}× | "
+              f"{mem['torch_shallow']:.0f} MiB | {mem['autograd']:.0f} MiB |", flush=True)
+
+
+# ---- the planar training loop ----------------------------------------------------------------------------------
+
+def planar_loops(epochs: int):
+    X, Y = planar()
+
+    def seeded_net():
+        net = ShallowNet(2, 4)
+        net.reset_parameters(torch.Generator().manual_seed(0))
+        return net
+
+    def ours_loop():
+        fit(seeded_net(), X, Y, TrainConfig(lr=1.2, max_epochs=epochs, tol=0, progress=False))
+
+    def autograd_loop():
+        net = seeded_net()
+        opt = torch.optim.SGD(net.parameters(), lr=1.2)
+        for _ in range(epochs):
+            opt.zero_grad()
+            Z2 = F.linear(torch.sigmoid(F.linear(X, net.W1, net.b1)), net.W2, net.b2)
+            (F.binary_cross_entropy_with_logits(Z2, Y, reduction="sum") / X.shape[0]).backward()
+            opt.step()
+
+    def numpy_loop():
+        Xn, Yn, theta = numpy_arrays(X, Y, seeded_net())
+        for _ in range(epochs):
+            _, grads = numpy_gradient(Xn, Yn, *theta)
+            for p, g in zip(theta, grads):
+                p -= 1.2 * g
+
+    loops = {"torch_shallow": ours_loop, "autograd": autograd_loop, "numpy": numpy_loop}
+    try:
+        from sklearn.neural_network import MLPClassifier
+
+        def sklearn_loop():
+            MLPClassifier(hidden_layer_sizes=(4,), activation="logistic", solver="sgd", batch_size=len(X),
+                          learning_rate_init=1.2, momentum=0, nesterovs_momentum=False, alpha=0, shuffle=False,
+                          max_iter=epochs, tol=0, n_iter_no_change=epochs + 1, random_state=0,
+                          ).fit(X.numpy(), Y.numpy().ravel())
+        loops["scikit-learn"] = sklearn_loop
+    except ImportError:
+        print("(scikit-learn is not installed: pip install '.[bench]' adds it)")
+    return loops
+
+
+def planar_case(epochs: int, repeats: int) -> None:
+    loops = planar_loops(epochs)
+    t = {name: median_seconds(run, repeats) / epochs * 1e6 for name, run in loops.items()}
+    print(f"\n### Planar training loop: n = 400, d1 = 4, {epochs:,} epochs, float32 (median µs per epoch)\n")
+    print("| method | µs / epoch | ratio to torch_shallow |")
+    print("|---|---|---|")
+    for name, us in t.items():
+        print(f"| {name} | {us:.1f} | {us / t['torch_shallow']:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n / 20 and fewer repeats, as a smoke test")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per method (default: %(default)s)")
+    args = parser.parse_args()
+    cases = [(n // 20, d, d1) for n, d, d1 in LARGE_CASES] if args.quick else LARGE_CASES
+    repeats = 2 if args.quick else args.repeats
+    print(f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
+    planar_case(1_000 if args.quick else 10_000, repeats)
+    large_cases(cases, repeats)
+
+
+if __name__ == "__main__":
+    main()
