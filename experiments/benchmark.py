@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
+import warnings
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,14 +30,17 @@ from torch_shallow import ShallowNet, TrainConfig, fit, planar
 LARGE_CASES = [(100_000, 20, 64), (1_000_000, 32, 128), (200_000, 100, 256)]  # (n, d, d1)
 
 
-def median_seconds(run, repeats: int) -> float:
-    run()  # warm-up: first-call allocations and lazy initialisation
-    times = []
+def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each run, the runs taking turns so that a slow spell of the machine hits all alike."""
+    times = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up: first-call allocations and lazy initialisation
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def large_problem(n: int, d: int, d1: int, seed: int = 0):
@@ -94,14 +99,26 @@ METHODS = {"torch_shallow": ours, "autograd": autograd, "numpy": numpy_slides, "
 
 
 def peak_memory_mib(method: str, n: int, d: int, d1: int) -> float:
-    """Peak resident memory of one cost + gradient above what the process held with the data, in a fresh process."""
-    code = (f"import resource, sys; sys.argv = ['']; import benchmark as b; X, Y, net = b.large_problem({n}, {d}, {d1}); "
-            f"run = b.METHODS[{method!r}](X, Y, net); "
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; run(); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    """Peak resident memory of one cost + gradient above what the process held with the data, in a fresh process.
+
+    Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current resident size, so the peak
+    read after the run is that of the run alone.
+    """
+    code = ("import sys; import benchmark as b; "
+            f"X, Y, net = b.large_problem({n}, {d}, {d1}); run = b.METHODS[{method!r}](X, Y, net); "
+            "open('/proc/self/clear_refs', 'w').write('5'); before = b.status_kib('VmRSS'); run(); "
+            "print(b.status_kib('VmHWM') - before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=__file__.rsplit("/", 1)[0])
-    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+                         cwd=Path(__file__).parent)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def large_cases(cases, repeats: int) -> None:
@@ -111,7 +128,7 @@ def large_cases(cases, repeats: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, d, d1 in cases:
         X, Y, net = large_problem(n, d, d1)
-        t = {name: median_seconds(make(X, Y, net), repeats) for name, make in METHODS.items()}
+        t = median_seconds({name: make(X, Y, net) for name, make in METHODS.items()}, repeats)
         mem = {name: peak_memory_mib(name, n, d, d1) for name in ("torch_shallow", "autograd")}
         print(f"| {n:,} × {d}, {d1} | {t['torch_shallow']:.3f} | {t['autograd']:.3f} | {t['numpy']:.3f} | "
               f"{t['matmul floor']:.3f} | {t['autograd'] / t['torch_shallow']:.2f}× | "
@@ -150,7 +167,10 @@ def planar_loops(epochs: int):
 
     loops = {"torch_shallow": ours_loop, "autograd": autograd_loop, "numpy": numpy_loop}
     try:
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
+
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)  # max_iter is the point here
 
         def sklearn_loop():
             MLPClassifier(hidden_layer_sizes=(4,), activation="logistic", solver="sgd", batch_size=len(X),
@@ -165,7 +185,7 @@ def planar_loops(epochs: int):
 
 def planar_case(epochs: int, repeats: int) -> None:
     loops = planar_loops(epochs)
-    t = {name: median_seconds(run, repeats) / epochs * 1e6 for name, run in loops.items()}
+    t = {name: seconds / epochs * 1e6 for name, seconds in median_seconds(loops, repeats).items()}
     print(f"\n### Planar training loop: n = 400, d1 = 4, {epochs:,} epochs, float32 (median µs per epoch)\n")
     print("| method | µs / epoch | ratio to torch_shallow |")
     print("|---|---|---|")

@@ -1,5 +1,8 @@
 """The Functions' values and gradients against plain-PyTorch autograd and finite differences."""
 
+import subprocess
+import sys
+from pathlib import Path
 from unittest.mock import patch
 
 import pytest
@@ -41,9 +44,10 @@ def test_cost_matches_autograd(shape, activation, dtype, device):
         assert_close(got, want)
 
 
-def test_cost_takes_any_upstream_gradient(dtype):
+@pytest.mark.parametrize("block_rows", [2, None])
+def test_cost_takes_any_upstream_gradient(block_rows, dtype):
     X, Y, theta = make_problem(9, 5, 4, 3, dtype=dtype)
-    loss = 2.5 * shallow_bce(X, Y, *theta) + (theta[0] ** 2).sum()
+    loss = 2.5 * shallow_bce(X, Y, *theta, block_rows=block_rows) + (theta[0] ** 2).sum()
     expected = 2.5 * reference_cost(X, Y, *theta) + (theta[0] ** 2).sum()
     for got, want in zip(torch.autograd.grad(loss, theta), torch.autograd.grad(expected, theta)):
         assert_close(got, want)
@@ -53,7 +57,9 @@ def test_cost_takes_any_upstream_gradient(dtype):
 def test_gradcheck(activation):
     X, Y, theta = make_problem(6, 3, 4, 2)
     assert torch.autograd.gradcheck(lambda *a: ShallowNetFunction.apply(*a, activation), (X, *theta))
-    assert torch.autograd.gradcheck(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation), (X, *theta))
+    for block_rows in (None, 4):
+        assert torch.autograd.gradcheck(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows),
+                                        (X, *theta))
 
 
 def test_only_requested_gradients():
@@ -98,9 +104,9 @@ def test_cost_saves_only_the_gradients(x_needs_grad):
 
 
 @pytest.mark.parametrize("block_rows", [1, 7, 10, 25, 1000, None])
-def test_cost_does_not_depend_on_the_block_size(block_rows, dtype):
+def test_cost_does_not_depend_on_the_block_size(block_rows, dtype, device):
     """Blocks that divide n = 50, that don't, one row, larger than n, and the automatic choice."""
-    X, Y, theta = make_problem(50, 3, 6, 2, dtype=dtype)
+    X, Y, theta = make_problem(50, 3, 6, 2, dtype=dtype, device=device)
     J = shallow_bce(X, Y, *theta, "tanh", block_rows=block_rows)
     saved_activation = cross_entropy(shallow_net(X, *theta, "tanh"), Y, 50)
     expected = reference_cost(X, Y, *theta, "tanh")
@@ -151,3 +157,19 @@ def test_second_derivatives_are_refused_not_wrong():
     (g,) = torch.autograd.grad(shallow_bce(X, Y, *theta), theta[0], create_graph=True)
     with pytest.raises(RuntimeError):
         g.sum().backward()
+
+
+def peak_memory_mib(method: str, n: int, d: int, d1: int, block_rows: int) -> float:
+    script = Path(__file__).with_name("peak_memory.py")
+    out = subprocess.run([sys.executable, str(script), method, str(n), str(d), str(d1), str(block_rows)],
+                         capture_output=True, text=True, timeout=300, cwd=script.parent)
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout.split()[-1])
+
+
+def test_cost_memory_is_bounded_by_the_block_not_by_n():
+    """One (n, d1) float32 matrix at n = 400,000, d1 = 64 is 100 MiB: autograd holds several, the sweep none."""
+    n, d, d1, block_rows = 400_000, 8, 64, 1024
+    one_activation_mib = n * d1 * 4 / 2**20
+    assert peak_memory_mib("autograd", n, d, d1, block_rows) > one_activation_mib  # the probe sees n-sized memory
+    assert peak_memory_mib("torch_shallow", n, d, d1, block_rows) < one_activation_mib / 4

@@ -38,9 +38,9 @@ Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Te
 
 def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> tuple[Tensor, Tensor]:
     """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2))."""
-    Z1 = torch.addmm(b1, X, W1.T)  # b1ᵀ + X W1ᵀ, the bias row broadcast to every sample
+    Z1 = F.linear(X, W1, b1)  # b1ᵀ + X W1ᵀ, the bias row broadcast to every sample
     A1 = get_activation(activation).forward(Z1)
-    Z2 = torch.addmm(b2, A1, W2.T)  # b2ᵀ + A1 W2ᵀ
+    Z2 = F.linear(A1, W2, b2)  # b2ᵀ + A1 W2ᵀ
     return A1, Z2
 
 
@@ -118,7 +118,8 @@ def cost_and_gradients(
     """
     n = X.shape[0]
     J, sums, dX_blocks = None, (None,) * 4, []
-    for X_rows, Y_rows in zip(X.split(block_rows), Y.split(block_rows)):
+    blocks = zip(X.split(block_rows), Y.split(block_rows)) if block_rows < n else [(X, Y)]
+    for X_rows, Y_rows in blocks:
         A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
         J = _add(J, cross_entropy(Z2, Y_rows, n))
         if any(needs):
@@ -165,7 +166,9 @@ class ShallowBCEFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dJ: Tensor) -> tuple[Tensor | None, ...]:
-        dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in ctx.saved_tensors)
+        saved = ctx.saved_tensors
+        scaled = iter(torch._foreach_mul([g for g in saved if g is not None], dJ))  # one call for all of them
+        dX, dW1, db1, dW2, db2 = (None if g is None else next(scaled) for g in saved)
         return dX, None, dW1, db1, dW2, db2, None, None, None
 
 
