@@ -20,11 +20,11 @@ class Activation(NamedTuple):
 
 
 def _sigmoid_derivative(A1: Tensor) -> Tensor:
-    return A1 * (1 - A1)  # the slides: σ'(z) = σ(z)(1 - σ(z))
+    return (1 - A1).mul_(A1)  # the slides: σ'(z) = σ(z)(1 - σ(z)), in one new tensor
 
 
 def _tanh_derivative(A1: Tensor) -> Tensor:
-    return 1 - A1 * A1  # tanh'(z) = 1 - tanh(z)²
+    return A1.square().neg_().add_(1)  # tanh'(z) = 1 - tanh(z)², in one new tensor
 
 
 def _relu_derivative(A1: Tensor) -> Tensor:

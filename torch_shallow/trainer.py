@@ -82,7 +82,8 @@ def fit(
     """Train ``model`` on all of (X, Y) by batch gradient descent, from its current parameters.
 
     Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost``, then takes one step of
-    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr)`` without momentum, which is θ(t+1) = θ(t) - α∇J.
+    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr, fused=True)`` without momentum, which is
+    θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch.
 
     Args:
         model: the network; its parameters are updated in place.
@@ -126,7 +127,7 @@ def fit(
                 history.stop_reason = "converged"
                 break
         with torch.no_grad():
-            history.final_cost = model.cost(X, Y).item()
+            history.final_cost = model.cost(X, Y, check_inputs=False).item()
         history.train_accuracy = accuracy(model, X, Y)
         if writer is not None:
             run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
