@@ -4,9 +4,10 @@ version of the slides' formulas, scikit-learn's MLPClassifier and the matrix-pro
     python experiments/benchmark.py            # every case (a few minutes on 2 cores)
     python experiments/benchmark.py --quick    # smaller n, for a smoke test
 
-Times are medians over repeats, measured side by side in one run; ratios are anchor time / our time, so a ratio
-above 1 means this project is faster. Memory is the peak resident memory above the data, each case and method in
-its own process. NumPy and scikit-learn come from the ``bench`` extra.
+Times are medians over repeats, measured in one run; ratios are anchor time / our time, so a ratio above 1 means
+this project is faster (the floor column is our time / floor time). In the large cases each method runs in a process
+of its own, which also gives its peak resident memory above the data. NumPy is a runtime dependency; scikit-learn
+comes from the ``bench`` extra (``pip install '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,17 @@ LARGE_CASES = [(100_000, 20, 64), (1_000_000, 32, 128), (200_000, 100, 256)]  # 
 
 
 def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each run, the runs taking turns so that a slow spell of the machine hits all alike."""
+    """Median wall time of each run, the runs taking turns so that a slow spell of the machine hits all alike.
+
+    PyTorch's and NumPy's runs take turns only among themselves: NumPy's BLAS threads keep spinning for a while
+    after each call, which would slow down whatever PyTorch runs next on the same cores.
+    """
+    torch_runs = {name: run for name, run in runs.items() if name not in NUMPY_METHODS}
+    numpy_runs = {name: run for name, run in runs.items() if name in NUMPY_METHODS}
+    return {**_taking_turns(torch_runs, repeats), **_taking_turns(numpy_runs, repeats)}
+
+
+def _taking_turns(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     times = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm-up: first-call allocations and lazy initialisation
@@ -99,21 +110,27 @@ def floor(X, Y, net):
 
 
 METHODS = {"torch_shallow": ours, "autograd": autograd, "numpy": numpy_slides, "matmul floor": floor}
+NUMPY_METHODS = {"numpy", "scikit-learn"}
 
 
-def peak_memory_mib(method: str, n: int, d: int, d1: int) -> float:
-    """Peak resident memory of one cost + gradient above what the process held with the data, in a fresh process.
+def measure(method: str, n: int, d: int, d1: int, repeats: int) -> tuple[float, float]:
+    """Median seconds and peak memory (MiB) of one cost + gradient by ``method``, in a process of its own.
 
-    Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current resident size, so the peak
-    read after the run is that of the run alone.
+    A fresh process per method keeps one method's large allocations and frees, and the page faults they bring,
+    out of another's timings. The peak is that of the first run, above what the process held with the data:
+    writing 5 to /proc/self/clear_refs (Linux) resets the peak (VmHWM) to the current resident size.
     """
-    code = ("import sys; import benchmark as b; "
+    code = (f"import benchmark as b, statistics, time, torch; torch.set_num_threads({torch.get_num_threads()}); "
             f"X, Y, net = b.large_problem({n}, {d}, {d1}); run = b.METHODS[{method!r}](X, Y, net); "
             "open('/proc/self/clear_refs', 'w').write('5'); before = b.status_kib('VmRSS'); run(); "
-            "print(b.status_kib('VmHWM') - before)")
+            "peak = (b.status_kib('VmHWM') - before) / 1024; times = []\n"
+            f"for _ in range({repeats}):\n"
+            "    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)\n"
+            "print(statistics.median(times), peak)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent)
-    return int(out.stdout.split()[-1]) / 1024
+    seconds, peak = out.stdout.split()[-2:]
+    return float(seconds), float(peak)
 
 
 def status_kib(field: str) -> int:
@@ -130,9 +147,9 @@ def large_cases(cases, repeats: int) -> None:
           " memory: ours | memory: autograd |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, d, d1 in cases:
-        X, Y, net = large_problem(n, d, d1)
-        t = median_seconds({name: make(X, Y, net) for name, make in METHODS.items()}, repeats)
-        mem = {name: peak_memory_mib(name, n, d, d1) for name in ("torch_shallow", "autograd")}
+        t, mem = {}, {}
+        for name in METHODS:
+            t[name], mem[name] = measure(name, n, d, d1, repeats)
         print(f"| {n:,} × {d}, {d1} | {t['torch_shallow']:.3f} | {t['autograd']:.3f} | {t['numpy']:.3f} | "
               f"{t['matmul floor']:.3f} | {t['autograd'] / t['torch_shallow']:.2f}× | "
               f"{t['numpy'] / t['torch_shallow']:.2f}× | {t['torch_shallow'] / t['matmul floor']:.2f}× | "
@@ -199,7 +216,7 @@ def planar_case(epochs: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n / 20 and fewer repeats, as a smoke test")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per method (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per method (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, one per core)")
     args = parser.parse_args()
     if args.threads:
