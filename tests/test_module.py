@@ -154,3 +154,19 @@ def test_bad_input_is_reported_at_the_boundary(case):
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ShallowNet(**kwargs)
+
+
+def test_cost_and_grad_equals_cost_backward(dtype):
+    torch.manual_seed(7)
+    net = ShallowNet(3, 5, out_features=2, activation="tanh", dtype=dtype)
+    X, Y = torch.randn(30, 3, dtype=dtype), torch.rand(30, 2, dtype=dtype)
+    net.cost(X, Y).backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    net.W2.requires_grad_(False)
+    net.W2.grad = None
+    J = net.cost_and_grad(X, Y, block_rows=7)  # replaces the old .grad, does not add to it
+    assert not J.requires_grad
+    assert_close(J, net.cost(X, Y).detach())
+    assert net.W2.grad is None  # frozen
+    for p, want in zip([net.W1, net.b1, net.b2], [expected[0], expected[1], expected[3]]):
+        assert_close(p.grad, want)

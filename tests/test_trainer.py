@@ -110,3 +110,10 @@ def test_bad_input_fails_before_any_output(tmp_path):
 def test_bad_config(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_thread_count_is_restored():
+    X, Y = planar()
+    before = torch.get_num_threads()
+    fit(seeded_net(), X, Y, TrainConfig(max_epochs=3))  # small data: trains on one thread
+    assert torch.get_num_threads() == before

@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from .activations import get_activation
-from .validation import check_features, check_parameters, check_targets
+from .validation import check_cost_inputs, check_net_inputs
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 
@@ -108,15 +108,22 @@ def auto_block_rows(X: Tensor, hidden_features: int) -> int:
 
 def cost_and_gradients(
     X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str,
-    needs: tuple[bool, ...], block_rows: int,
+    needs: tuple[bool, ...], block_rows: int | None = None,
 ) -> tuple[Tensor, Gradients]:
     """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
 
     Each block runs the forward pass, adds its share of J, and, when any gradient is needed, takes the slides'
     dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass`. dW1, db1, dW2, db2 are sums over samples, so
-    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked.
+    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked. ``block_rows=None`` picks
+    :func:`auto_block_rows`. No autograd graph is built: call it under ``torch.no_grad``, or through
+    :class:`ShallowBCEFunction`.
     """
     n = X.shape[0]
+    if torch.compiler.is_compiling():
+        # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
+        block_rows = n
+    elif block_rows is None:
+        block_rows = auto_block_rows(X, W1.shape[0])
     J, sums, dX_blocks = None, (None,) * 4, []
     blocks = zip(X.split(block_rows), Y.split(block_rows)) if block_rows < n else [(X, Y)]
     for X_rows, Y_rows in blocks:
@@ -155,11 +162,7 @@ class ShallowBCEFunction(torch.autograd.Function):
             raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
         needs = ctx.needs_input_grad
         needs = tuple(compute_gradients and need for need in needs[:1] + needs[2:6])
-        if torch.compiler.is_compiling():
-            # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
-            block_rows = X.shape[0]
-        J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs,
-                                          block_rows or auto_block_rows(X, W1.shape[0]))
+        J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows)
         ctx.save_for_backward(*gradients)
         return J
 
@@ -174,9 +177,7 @@ class ShallowBCEFunction(torch.autograd.Function):
 
 def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid") -> Tensor:
     """Logits Z2 (n, d2) of the slides' network; see :class:`ShallowNetFunction`. Checks its inputs first."""
-    get_activation(activation)
-    check_parameters(W1, b1, W2, b2)
-    check_features(X, W1)
+    check_net_inputs(X, W1, b1, W2, b2, activation)
     return ShallowNetFunction.apply(X, W1, b1, W2, b2, activation)
 
 
@@ -191,13 +192,6 @@ def shallow_bce(
     skips the checks of X and Y, for a loop that checked them once already (``fit``) and passes Y as (n, d2) in
     X's dtype; the checks read the data, which costs as much as the rest of a step on small data.
     """
-    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1):
-        raise ValueError(f"block_rows must be a positive integer or None, got {block_rows!r}")
     if check_inputs:
-        get_activation(activation)
-        check_parameters(W1, b1, W2, b2)
-        check_features(X, W1)
-        if isinstance(Y, Tensor) and Y.requires_grad:
-            raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
-        Y = check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
+        Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows)
     return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation, block_rows, torch.is_grad_enabled())

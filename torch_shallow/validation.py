@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from .activations import get_activation
+
 
 def _describe(t: Tensor) -> str:
     return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
@@ -100,3 +102,22 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
         if low < 0 or high > 1:
             raise ValueError(f"Y must hold labels in [0, 1]; got values from {low} to {high}")
     return Y
+
+
+def check_net_inputs(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> None:
+    """The checks of the network's inputs: activation, parameters, X."""
+    get_activation(activation)
+    check_parameters(W1, b1, W2, b2)
+    check_features(X, W1)
+
+
+def check_cost_inputs(
+    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str, block_rows: int | None
+) -> Tensor:
+    """The checks of the cost's inputs; returns Y as (n, d2) in X's dtype (see :func:`check_targets`)."""
+    check_net_inputs(X, W1, b1, W2, b2, activation)
+    if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1):
+        raise ValueError(f"block_rows must be a positive integer or None, got {block_rows!r}")
+    if isinstance(Y, Tensor) and Y.requires_grad:
+        raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
+    return check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
