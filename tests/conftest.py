@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
 # One table of tolerances per dtype, for comparing two computations of the same quantity.
 TOLERANCES = {
