@@ -1,4 +1,4 @@
-"""Batch gradient descent, the slides' algorithm, with TensorBoard logging.
+"""Batch gradient descent, the slides' algorithm, with TensorBoard logging and checkpoints.
 
     1. θ(0) at random (the model's own ``reset_parameters``; ``fit`` never re-initialises)
     2. ∇J(θ(t)) over all n samples
@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -21,8 +23,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from .board import write_hparams
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .module import ShallowNet
 from .validation import check_features, check_targets
+
+# The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
+# lowers J; a step far too large throws the logits out by orders of magnitude, and J with them, where it may
+# oscillate without ever becoming NaN.
+DIVERGENCE_FACTOR = 100.0
 
 
 @dataclass
@@ -34,17 +42,19 @@ class TrainConfig:
     tol: float = 1e-9  # stop once |J(θ(t)) - J(θ(t-1))| < tol, "until convergence"; 0 turns it off
     log_dir: str | Path | None = None  # TensorBoard run directory; None writes nothing
     log_every: int = 1  # write scalars at epochs 0, k, 2k, ...
+    checkpoint: str | Path | None = None  # checkpoint file, rewritten every checkpoint_every epochs and at the end
+    checkpoint_every: int = 1000  # epochs between checkpoints
     progress: bool | None = None  # tqdm bar; None shows it only when the output is a terminal
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int) or self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be an integer >= 1, got {self.max_epochs!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
             raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
-        if isinstance(self.log_every, bool) or not isinstance(self.log_every, int) or self.log_every < 1:
-            raise ValueError(f"log_every must be an integer >= 1, got {self.log_every!r}")
+        for name in ("max_epochs", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclass
@@ -66,6 +76,180 @@ class History:
                 f"training accuracy {100 * self.train_accuracy:.2f}%")
 
 
+class TrainingDiverged(RuntimeError):
+    """The cost became NaN or inf, or rose far above where it started; the model keeps θ of the last good epoch."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended training after a whole epoch; ``checkpoint`` is the file to resume from, if one was set."""
+
+    def __init__(self, message: str, history: History, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.history = history
+        self.checkpoint = checkpoint
+
+
+@torch.no_grad()
+def accuracy(model: ShallowNet, X: Tensor, Y: Tensor) -> float:
+    """Fraction of labels predicted right, 1 where A2 > 0.5; Y (n, d2) in {0, 1}."""
+    return (model.predict(X) == Y).to(torch.float64).mean().item()
+
+
+def fit(
+    model: ShallowNet,
+    X: Tensor,
+    Y: Tensor,
+    config: TrainConfig | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    hparams: dict[str, object] | None = None,
+    resume_from: str | Path | None = None,
+) -> History:
+    """Train ``model`` on all of (X, Y) by batch gradient descent, from its current parameters.
+
+    Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost_and_grad`` (the values
+    of ``model.cost(X, Y).backward()``, without the autograd engine's fixed cost), then takes one step of
+    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr, fused=True)`` without momentum, which is
+    θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch.
+
+    Args:
+        model: the network; its parameters are updated in place.
+        X: (n, d) features, on the model's device and in its dtype.
+        Y: (n, d2) or (n,) labels in [0, 1].
+        config: see :class:`TrainConfig`.
+        optimizer: any ``torch.optim`` optimizer over ``model.parameters()``, instead of plain SGD.
+        hparams: extra hyperparameters for TensorBoard's HParams dashboard and the checkpoint (data set, seed, ...).
+        resume_from: a checkpoint written by an earlier ``fit`` of the same model, data and optimizer: training goes
+            on from its epoch, with its parameters, optimizer state, history and RNG state, and TensorBoard drops
+            whatever the interrupted run logged after it. The result equals an uninterrupted run's, bit for bit on CPU.
+
+    Returns:
+        The :class:`History`: the cost at every epoch, why it stopped, the final cost and accuracy.
+
+    Raises:
+        TrainingDiverged: J(θ(t)) is NaN or inf, or above ``DIVERGENCE_FACTOR`` × max(J(θ(0)), 1).
+        TrainingInterrupted: on Ctrl-C (SIGINT), after the epoch in progress and a checkpoint.
+        CheckpointError: ``resume_from`` is missing, damaged, or does not fit the model or optimizer.
+    """
+    config = config or TrainConfig()
+    check_features(X, model.W1)
+    Y = check_targets(Y, (X.shape[0], model.out_features), like=X)
+    if optimizer is None:
+        # fused: one kernel for the whole update θ ← θ - α∇J, where the per-tensor loop costs more than the update
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, fused=True)
+    history = History(stop_reason="max_epochs")
+    if resume_from is not None:
+        history = _restore(resume_from, model, optimizer)
+    hparams = hparams or {}
+    params = [p.detach() for p in model.parameters()]  # views of the parameters, updated in place by the optimizer
+    last_good = [p.clone() for p in params]  # θ of the last epoch whose cost was finite and bounded
+    writer = None
+    if config.log_dir is not None:
+        writer = SummaryWriter(str(config.log_dir), purge_step=history.epochs if resume_from is not None else None)
+    bar = tqdm(range(history.epochs, config.max_epochs), initial=history.epochs, total=config.max_epochs,
+               desc="train", unit="epoch", disable=None if config.progress is None else not config.progress)
+
+    def save() -> None:
+        if config.checkpoint is not None:
+            save_checkpoint(config.checkpoint, _state(model, optimizer, history, config, hparams))
+
+    try:
+        with _threads_for(X, model.hidden_features), _deferred_sigint() as interrupted:
+            for t in bar:
+                J = model.cost_and_grad(X, Y, check_inputs=False)  # J(θ(t)) and ∇J into .grad; X, Y checked above
+                cost = J.item()
+                if not cost <= _divergence_limit(history, cost):  # also true for NaN
+                    _diverged(t, cost, history, config.lr, params, last_good)
+                history.costs.append(cost)
+                if writer is not None and t % config.log_every == 0:
+                    _log_epoch(writer, t, cost, model, X, Y, optimizer)
+                if not bar.disable:
+                    bar.set_postfix(cost=f"{cost:.6f}", refresh=False)
+                torch._foreach_copy_(last_good, params)
+                optimizer.step()
+                history.epochs = t + 1
+                if config.tol > 0 and t > 0 and abs(cost - history.costs[-2]) < config.tol:
+                    history.stop_reason = "converged"
+                    break
+                if interrupted():
+                    save()
+                    where = f"; resume from {config.checkpoint}" if config.checkpoint is not None else ""
+                    raise TrainingInterrupted(f"interrupted after epoch {history.epochs}{where}", history,
+                                              None if config.checkpoint is None else Path(config.checkpoint))
+                if history.epochs % config.checkpoint_every == 0:
+                    save()
+        with torch.no_grad():
+            history.final_cost = model.cost(X, Y, check_inputs=False).item()
+        history.train_accuracy = accuracy(model, X, Y)
+        save()
+        if writer is not None:
+            run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
+                   "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
+            for key in ("log_dir", "checkpoint", "checkpoint_every", "progress"):
+                run.pop(key)
+            write_hparams(writer, run, {"final/cost": history.final_cost,
+                                        "final/accuracy": history.train_accuracy}, history.epochs)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return history
+
+
+def _divergence_limit(history: History, cost: float) -> float:
+    return DIVERGENCE_FACTOR * max(history.costs[0] if history.costs else cost, 1.0)
+
+
+def _diverged(t: int, cost: float, history: History, lr: float, params: list[Tensor], last_good: list[Tensor]):
+    """Stop at a NaN, inf or runaway J(θ(t)), putting back θ(t-1), whose cost was fine."""
+    if not history.costs:
+        raise ValueError(f"the initial parameters give a cost of {cost}; check the model's parameters for NaN or inf")
+    torch._foreach_copy_(params, last_good)
+    raise TrainingDiverged(
+        f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to {cost:.6g} "
+        f"with learning rate {lr:g}; try a smaller learning rate. The model keeps the parameters of epoch {t - 1}.",
+        history)
+
+
+def _log_epoch(writer: SummaryWriter, t: int, cost: float, model: ShallowNet, X: Tensor, Y: Tensor,
+               optimizer: torch.optim.Optimizer) -> None:
+    """Epoch t's scalars, all at θ(t): the cost, the accuracy, ‖∇J‖ and the learning rate about to be used."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    writer.add_scalar("cost/train", cost, t)
+    writer.add_scalar("accuracy/train", accuracy(model, X, Y), t)
+    writer.add_scalar("grad_norm", torch.nn.utils.get_total_norm(grads).item(), t)
+    writer.add_scalar("lr", optimizer.param_groups[0]["lr"], t)
+
+
+def _state(model: ShallowNet, optimizer: torch.optim.Optimizer, history: History, config: TrainConfig,
+           hparams: dict[str, object]) -> dict[str, object]:
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": dataclasses.asdict(history),
+            "rng": rng, "config": plain, "hparams": dict(hparams)}
+
+
+def _restore(path: str | Path, model: ShallowNet, optimizer: torch.optim.Optimizer) -> History:
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = History(**state["history"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path} does not fit this model or optimizer: {error}") from error
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    history.stop_reason = "max_epochs"
+    return history
+
+
 # ATen splits element-wise work across threads only above this many elements (at::internal::GRAIN_SIZE).
 _GRAIN_SIZE = 32768
 
@@ -85,85 +269,22 @@ def _threads_for(X: Tensor, hidden_features: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-@torch.no_grad()
-def accuracy(model: ShallowNet, X: Tensor, Y: Tensor) -> float:
-    """Fraction of labels predicted right, 1 where A2 > 0.5; Y (n, d2) in {0, 1}."""
-    return (model.predict(X) == Y).to(torch.float64).mean().item()
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C only raises a flag that the loop reads between epochs, so that an epoch is never cut in half and a
+    checkpoint can be written; a second Ctrl-C interrupts at once. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received = []
+    previous = signal.getsignal(signal.SIGINT)
 
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signal.SIGINT, previous)
 
-def _log_epoch(writer: SummaryWriter, t: int, cost: float, model: ShallowNet, X: Tensor, Y: Tensor,
-               optimizer: torch.optim.Optimizer) -> None:
-    """Epoch t's scalars, all at θ(t): the cost, the accuracy, ‖∇J‖ and the learning rate about to be used."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    writer.add_scalar("cost/train", cost, t)
-    writer.add_scalar("accuracy/train", accuracy(model, X, Y), t)
-    writer.add_scalar("grad_norm", torch.nn.utils.get_total_norm(grads).item(), t)
-    writer.add_scalar("lr", optimizer.param_groups[0]["lr"], t)
-
-
-def fit(
-    model: ShallowNet,
-    X: Tensor,
-    Y: Tensor,
-    config: TrainConfig | None = None,
-    *,
-    optimizer: torch.optim.Optimizer | None = None,
-    hparams: dict[str, object] | None = None,
-) -> History:
-    """Train ``model`` on all of (X, Y) by batch gradient descent, from its current parameters.
-
-    Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost_and_grad`` (the values
-    of ``model.cost(X, Y).backward()``, without the autograd engine's fixed cost), then takes one step of
-    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr, fused=True)`` without momentum, which is
-    θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch.
-
-    Args:
-        model: the network; its parameters are updated in place.
-        X: (n, d) features, on the model's device and in its dtype.
-        Y: (n, d2) or (n,) labels in [0, 1].
-        config: see :class:`TrainConfig`.
-        optimizer: any ``torch.optim`` optimizer over ``model.parameters()``, instead of plain SGD.
-        hparams: extra hyperparameters for TensorBoard's HParams dashboard (data set, seed, ...).
-
-    Returns:
-        The :class:`History`: the cost at every epoch, why it stopped, the final cost and accuracy.
-    """
-    config = config or TrainConfig()
-    check_features(X, model.W1)
-    Y = check_targets(Y, (X.shape[0], model.out_features), like=X)
-    if optimizer is None:
-        # fused: one kernel for the whole update θ ← θ - α∇J, where the per-tensor loop costs more than the update
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, fused=True)
-    writer = SummaryWriter(str(config.log_dir)) if config.log_dir is not None else None
-    history = History(stop_reason="max_epochs")
-    bar = tqdm(range(config.max_epochs), desc="train", unit="epoch",
-               disable=None if config.progress is None else not config.progress)
+    signal.signal(signal.SIGINT, handler)
     try:
-        with _threads_for(X, model.hidden_features):
-            for t in bar:
-                J = model.cost_and_grad(X, Y, check_inputs=False)  # J(θ(t)) and ∇J into .grad; X, Y checked above
-                cost = J.item()
-                history.costs.append(cost)
-                if writer is not None and t % config.log_every == 0:
-                    _log_epoch(writer, t, cost, model, X, Y, optimizer)
-                if not bar.disable:
-                    bar.set_postfix(cost=f"{cost:.6f}", refresh=False)
-                optimizer.step()
-                history.epochs = t + 1
-                if config.tol > 0 and t > 0 and abs(cost - history.costs[-2]) < config.tol:
-                    history.stop_reason = "converged"
-                    break
-        with torch.no_grad():
-            history.final_cost = model.cost(X, Y, check_inputs=False).item()
-        history.train_accuracy = accuracy(model, X, Y)
-        if writer is not None:
-            run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
-                   "hidden_features": model.hidden_features, "activation": model.activation, **(hparams or {})}
-            run.pop("log_dir"), run.pop("progress")
-            write_hparams(writer, run, {"final/cost": history.final_cost,
-                                        "final/accuracy": history.train_accuracy}, history.epochs)
+        yield lambda: bool(received)
     finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    return history
+        signal.signal(signal.SIGINT, previous)
