@@ -96,11 +96,15 @@ def test_net_saves_A1_but_not_Z1():
 
 
 @pytest.mark.parametrize("x_needs_grad", [False, True])
-def test_cost_saves_only_the_gradients(x_needs_grad):
+def test_cost_keeps_no_activations(x_needs_grad):
+    """The sweep keeps the gradients (dX only when X needs one) and references to its inputs, no (n, d1) matrix."""
     X, Y, theta = make_problem(50, 3, 7, 1)
     X.requires_grad_(x_needs_grad)
-    expected = [(7, 3), (7,), (1, 7), (1,)] + ([(50, 3)] if x_needs_grad else [])
-    assert sorted(saved_shapes(lambda: shallow_bce(X, Y, *theta, block_rows=8))) == sorted(expected)
+    saved = saved_shapes(lambda: shallow_bce(X, Y, *theta, block_rows=8))
+    assert (50, 7) not in saved
+    gradients = [(7, 3), (7,), (1, 7), (1,)] + ([(50, 3)] if x_needs_grad else [])
+    inputs = [(50, 3), (50, 1), (7, 3), (7,), (1, 7), (1,)]
+    assert sorted(saved) == sorted(gradients + inputs)
 
 
 @pytest.mark.parametrize("block_rows", [1, 7, 10, 25, 1000, None])
@@ -152,11 +156,26 @@ def test_saturated_units_give_finite_cost_and_gradients(scale, dtype):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * scale)
 
 
-def test_second_derivatives_are_refused_not_wrong():
-    X, Y, theta = make_problem(4, 2, 3, 1)
-    (g,) = torch.autograd.grad(shallow_bce(X, Y, *theta), theta[0], create_graph=True)
-    with pytest.raises(RuntimeError):
-        g.sum().backward()
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradgradcheck(activation):
+    X, Y, theta = make_problem(6, 3, 4, 2)
+    assert torch.autograd.gradgradcheck(lambda *a: ShallowNetFunction.apply(*a, activation), (X, *theta))
+    for block_rows in (None, 4):
+        assert torch.autograd.gradgradcheck(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows),
+                                            (X, *theta))
+
+
+def test_hessian_vector_products_match_autograd():
+    X, Y, theta = make_problem(20, 3, 5, 1)
+    v = [torch.randn_like(p) for p in theta]
+
+    def hvp(cost):
+        grads = torch.autograd.grad(cost(X, Y, *theta), theta, create_graph=True)
+        return torch.autograd.grad(sum((g * u).sum() for g, u in zip(grads, v)), theta)
+
+    for ours in (lambda *a: shallow_bce(*a, block_rows=7), lambda X, Y, *t: cross_entropy(shallow_net(X, *t), Y, 20)):
+        for got, want in zip(hvp(ours), hvp(reference_cost)):
+            assert_close(got, want)
 
 
 def peak_memory_mib(method: str, n: int, d: int, d1: int, block_rows: int) -> float:

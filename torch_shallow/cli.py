@@ -12,7 +12,8 @@ from .activations import ACTIVATIONS
 from .board import default_run_dir
 from .data import DATASETS, load_csv
 from .module import ShallowNet
-from .trainer import TrainConfig, fit
+from .checkpoint import CheckpointError, load_checkpoint
+from .trainer import TrainConfig, TrainingDiverged, TrainingInterrupted, fit
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -59,10 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--log-every", type=positive_int, default=defaults.log_every,
                      help="log scalars every k epochs" + default)
     log.add_argument("--no-log", action="store_true", help="write no TensorBoard output")
+
+    faults = train.add_argument_group("checkpoints")
+    faults.add_argument("--checkpoint", type=Path,
+                        help="checkpoint file (default: checkpoint.pt in the run directory; none with --no-log)")
+    faults.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
+                        help="epochs between checkpoints" + default)
+    faults.add_argument("--resume", type=Path, metavar="CHECKPOINT",
+                        help="continue the run saved in CHECKPOINT, with the settings it was started with")
     return parser
 
 
+# The arguments that define a run's data and model: stored in its checkpoint, read back by --resume.
+RUN_ARGUMENTS = ("dataset", "csv", "label", "hidden", "activation", "seed", "dtype", "device")
+
+
 def train(args: argparse.Namespace) -> None:
+    if args.resume is not None:
+        saved = load_checkpoint(args.resume)
+        run = saved["hparams"]
+        missing = [name for name in RUN_ARGUMENTS if name not in run]
+        if missing:
+            raise CheckpointError(f"checkpoint {args.resume} was not written by torch-shallow train: no {missing}")
+        config = TrainConfig(**saved["config"])
+        for name in RUN_ARGUMENTS:
+            setattr(args, name, run[name])
+        args.csv = None if args.csv is None else Path(args.csv)
     dtype = DTYPES[args.dtype]
     if args.csv is not None:
         experiment, (X, Y) = args.csv.stem, load_csv(args.csv, args.label, dtype=dtype)
@@ -74,21 +97,33 @@ def train(args: argparse.Namespace) -> None:
     X, Y = X.to(device), Y.to(device)
     net = ShallowNet(X.shape[1], args.hidden, activation=args.activation, device=device, dtype=dtype)
     net.reset_parameters(torch.Generator().manual_seed(args.seed))
-    log_dir = None if args.no_log else args.log_dir or default_run_dir(experiment)
-    config = TrainConfig(lr=args.lr, max_epochs=args.epochs, tol=args.tol, log_dir=log_dir, log_every=args.log_every)
-    history = fit(net, X, Y, config, hparams={"dataset": experiment, "seed": args.seed, "dtype": args.dtype})
+    if args.resume is None:
+        log_dir = None if args.no_log else args.log_dir or default_run_dir(experiment)
+        checkpoint = args.checkpoint or (None if log_dir is None else Path(log_dir) / "checkpoint.pt")
+        config = TrainConfig(lr=args.lr, max_epochs=args.epochs, tol=args.tol, log_dir=log_dir,
+                             log_every=args.log_every, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+    run = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()
+           if name in RUN_ARGUMENTS}
+    history = fit(net, X, Y, config, hparams=run, resume_from=args.resume)
     print(f"{experiment}: {history.summary()}")
     if args.save is not None:
         torch.save(net.state_dict(), args.save)
         print(f"model saved to {args.save}")
-    if log_dir is not None:
-        print(f"TensorBoard: tensorboard --logdir {Path(log_dir).parent}")
+    if config.log_dir is not None:
+        print(f"TensorBoard: tensorboard --logdir {Path(config.log_dir).parent}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         train(args)
+    except TrainingInterrupted as stop:
+        how = f"; resume with: torch-shallow train --resume {stop.checkpoint}" if stop.checkpoint else ""
+        print(f"torch-shallow: interrupted after epoch {stop.history.epochs}{how}", file=sys.stderr)
+        return 130  # the shell's code for a program ended by SIGINT
+    except TrainingDiverged as error:
+        print(f"torch-shallow: {error}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError) as error:
         print(f"torch-shallow: error: {error}", file=sys.stderr)
         return 2

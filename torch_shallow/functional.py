@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
 
 from .activations import get_activation
 from .validation import check_cost_inputs, check_net_inputs
@@ -36,10 +36,15 @@ from .validation import check_cost_inputs, check_net_inputs
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 
 
+def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: str) -> Tensor:
+    """A1 = σ(Z1), Z1 = b1ᵀ + X W1ᵀ (n, d1)."""
+    Z1 = F.linear(X, W1, b1)  # b1ᵀ + X W1ᵀ, the bias row broadcast to every sample
+    return get_activation(activation).forward(Z1)
+
+
 def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> tuple[Tensor, Tensor]:
     """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2))."""
-    Z1 = F.linear(X, W1, b1)  # b1ᵀ + X W1ᵀ, the bias row broadcast to every sample
-    A1 = get_activation(activation).forward(Z1)
+    A1 = hidden_layer(X, W1, b1, activation)
     Z2 = F.linear(A1, W2, b2)  # b2ᵀ + A1 W2ᵀ
     return A1, Z2
 
@@ -82,20 +87,23 @@ class ShallowNetFunction(torch.autograd.Function):
     """(X, W1, b1, W2, b2, activation) -> Z2, the logits (n, d2), with the slides' backward formulas.
 
     Backward takes any upstream gradient dZ2, so the network can sit inside a larger model, and returns dX
-    too when X requires a gradient. It saves X, W1, W2 and A1; σ'(Z1) is recomputed from A1, so Z1 is not kept.
+    too when X requires a gradient. Of the activations it keeps A1 alone; σ'(Z1) is recomputed from A1, so Z1
+    is not kept. Under ``create_graph=True`` backward recomputes A1 from X, W1, b1 with tracked operations, so that
+    the same formulas are differentiable again (Hessian-vector products, ``gradgradcheck``).
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> Tensor:
         A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
-        ctx.save_for_backward(X, W1, W2, A1)
+        ctx.save_for_backward(X, W1, b1, W2, A1)
         ctx.activation = activation
         return Z2
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, dZ2: Tensor) -> tuple[Tensor | None, ...]:
-        X, W1, W2, A1 = ctx.saved_tensors
+        X, W1, b1, W2, A1 = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the saved A1 would be a constant to autograd
+            A1 = hidden_layer(X, W1, b1, ctx.activation)
         return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
 
 
@@ -130,7 +138,7 @@ def cost_and_gradients(
         A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
         J = _add(J, cross_entropy(Z2, Y_rows, n))
         if any(needs):
-            dZ2 = torch.sigmoid(Z2).sub_(Y_rows).div_(n)  # the slides' n⁻¹(A2 - Y), for this block's rows
+            dZ2 = (torch.sigmoid(Z2) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
             dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
             sums = tuple(_add(total, part) for total, part in zip(sums, parts))
             dX_blocks.append(dX_rows)
@@ -148,9 +156,12 @@ class ShallowBCEFunction(torch.autograd.Function):
 
     Forward computes J and, when ``compute_gradients`` is true, its gradients with respect to the inputs that
     require one, in one sweep over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks
-    :func:`auto_block_rows`). It saves only those gradients. Backward scales them by the incoming ∂L/∂J, which
-    is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. ``compute_gradients`` is false under ``torch.no_grad``, where
-    ``needs_input_grad`` still reports ``requires_grad``. Y is data: asking for its gradient is an error.
+    :func:`auto_block_rows`). Of what it computes it keeps only those gradients. Backward scales them by the
+    incoming ∂L/∂J, which is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. Under ``create_graph=True`` backward
+    instead runs the sweep again on the saved inputs with tracked operations, so that the gradients are
+    differentiable (Hessian-vector products, ``gradgradcheck``). ``compute_gradients`` is false under
+    ``torch.no_grad``, where ``needs_input_grad`` still reports ``requires_grad``. Y is data: asking for its
+    gradient is an error.
     """
 
     @staticmethod
@@ -163,15 +174,17 @@ class ShallowBCEFunction(torch.autograd.Function):
         needs = ctx.needs_input_grad
         needs = tuple(compute_gradients and need for need in needs[:1] + needs[2:6])
         J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows)
-        ctx.save_for_backward(*gradients)
+        ctx.save_for_backward(*gradients, X, Y, W1, b1, W2, b2)  # the inputs are references, not copies
+        ctx.activation, ctx.block_rows, ctx.needs = activation, block_rows, needs
         return J
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, dJ: Tensor) -> tuple[Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        scaled = iter(torch._foreach_mul([g for g in saved if g is not None], dJ))  # one call for all of them
-        dX, dW1, db1, dW2, db2 = (None if g is None else next(scaled) for g in saved)
+        gradients, inputs = ctx.saved_tensors[:5], ctx.saved_tensors[5:]
+        if torch.is_grad_enabled():  # create_graph=True: the saved gradients would be constants to autograd
+            X, Y, W1, b1, W2, b2 = inputs
+            _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, ctx.needs, ctx.block_rows)
+        dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in gradients)
         return dX, None, dW1, db1, dW2, db2, None, None, None
 
 
