@@ -55,8 +55,10 @@ def cross_entropy(Z2: Tensor, Y: Tensor, n: int) -> Tensor:
     With log σ(z) = z - log(1 + eᶻ) and log(1 - σ(z)) = -log(1 + eᶻ), each term is log(1 + eᶻ) - y z, and
     ``softplus`` evaluates log(1 + eᶻ) without overflow or log(0): a saturated output unit gives a large, finite
     cost. Z2 and Y may be a block of the n rows; the block's share of J is still divided by the full n.
+    For float16 and bfloat16 the sum runs, and J is returned, in float32, as autocast does for losses: a sum of n
+    costs overflows float16 long before J does.
     """
-    return (F.softplus(Z2) - Y * Z2).sum() / n
+    return (F.softplus(Z2) - Y * Z2).sum(dtype=torch.promote_types(Z2.dtype, torch.float32)) / n
 
 
 def backward_pass(
