@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from .board import write_hparams
+from .board import write_dashboard, write_graph, write_hparams, write_layout
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .module import ShallowNet
 from .validation import check_features, check_targets
@@ -42,6 +42,7 @@ class TrainConfig:
     tol: float = 1e-9  # stop once |J(θ(t)) - J(θ(t-1))| < tol, "until convergence"; 0 turns it off
     log_dir: str | Path | None = None  # TensorBoard run directory; None writes nothing
     log_every: int = 1  # write scalars at epochs 0, k, 2k, ...
+    dashboard_every: int = 1000  # histograms of θ and ∇J, and the decision boundary of 2-D data, every k epochs
     checkpoint: str | Path | None = None  # checkpoint file, rewritten every checkpoint_every epochs and at the end
     checkpoint_every: int = 1000  # epochs between checkpoints
     progress: bool | None = None  # tqdm bar; None shows it only when the output is a terminal
@@ -51,7 +52,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
             raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
-        for name in ("max_epochs", "log_every", "checkpoint_every"):
+        for name in ("max_epochs", "log_every", "dashboard_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -66,14 +67,17 @@ class History:
     stop_reason: str = ""  # "converged" (|ΔJ| < tol) or "max_epochs"
     final_cost: float = math.nan  # J(θ(epochs)), the trained model's cost
     train_accuracy: float = math.nan  # fraction of training labels the trained model predicts
+    val_cost: float | None = None  # J on the validation data, if any, at the end
+    val_accuracy: float | None = None  # accuracy on the validation data, if any, at the end
 
     @property
     def converged(self) -> bool:
         return self.stop_reason == "converged"
 
     def summary(self) -> str:
+        val = "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
         return (f"{self.epochs} epochs ({self.stop_reason}), final cost {self.final_cost:.6f}, "
-                f"training accuracy {100 * self.train_accuracy:.2f}%")
+                f"training accuracy {100 * self.train_accuracy:.2f}%{val}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -99,6 +103,12 @@ def accuracy(model: ShallowNet, X: Tensor, Y: Tensor) -> float:
     return (model.predict(X) == Y).to(torch.float64).mean().item()
 
 
+@torch.no_grad()
+def evaluate(model: ShallowNet, X: Tensor, Y: Tensor) -> tuple[float, float]:
+    """(J, accuracy) of the model on checked data (X, Y (n, d2))."""
+    return model.cost(X, Y, check_inputs=False).item(), accuracy(model, X, Y)
+
+
 def fit(
     model: ShallowNet,
     X: Tensor,
@@ -106,6 +116,7 @@ def fit(
     config: TrainConfig | None = None,
     *,
     optimizer: torch.optim.Optimizer | None = None,
+    val: tuple[Tensor, Tensor] | None = None,
     hparams: dict[str, object] | None = None,
     resume_from: str | Path | None = None,
 ) -> History:
@@ -122,6 +133,8 @@ def fit(
         Y: (n, d2) or (n,) labels in [0, 1].
         config: see :class:`TrainConfig`.
         optimizer: any ``torch.optim`` optimizer over ``model.parameters()``, instead of plain SGD.
+        val: validation data (X_val, Y_val), evaluated at every logged epoch (``cost/val``, ``accuracy/val``) and
+            at the end; it plays no part in training.
         hparams: extra hyperparameters for TensorBoard's HParams dashboard and the checkpoint (data set, seed, ...).
         resume_from: a checkpoint written by an earlier ``fit`` of the same model, data and optimizer: training goes
             on from its epoch, with its parameters, optimizer state, history and RNG state, and TensorBoard drops
@@ -138,6 +151,9 @@ def fit(
     config = config or TrainConfig()
     check_features(X, model.W1)
     Y = check_targets(Y, (X.shape[0], model.out_features), like=X)
+    if val is not None:
+        check_features(val[0], model.W1)
+        val = val[0], check_targets(val[1], (val[0].shape[0], model.out_features), like=val[0])
     if optimizer is None:
         # fused: one kernel for the whole update θ ← θ - α∇J, where the per-tensor loop costs more than the update
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, fused=True)
@@ -150,6 +166,9 @@ def fit(
     writer = None
     if config.log_dir is not None:
         writer = SummaryWriter(str(config.log_dir), purge_step=history.epochs if resume_from is not None else None)
+        if history.epochs == 0:
+            write_layout(writer)
+            write_graph(writer, model, X[:1])
     bar = tqdm(range(history.epochs, config.max_epochs), initial=history.epochs, total=config.max_epochs,
                desc="train", unit="epoch", disable=None if config.progress is None else not config.progress)
 
@@ -166,7 +185,9 @@ def fit(
                     _diverged(t, cost, history, config.lr, params, last_good)
                 history.costs.append(cost)
                 if writer is not None and t % config.log_every == 0:
-                    _log_epoch(writer, t, cost, model, X, Y, optimizer)
+                    _log_epoch(writer, t, cost, model, X, Y, optimizer, val)
+                if writer is not None and t % config.dashboard_every == 0:
+                    write_dashboard(writer, model, X, Y, t)
                 if not bar.disable:
                     bar.set_postfix(cost=f"{cost:.6f}", refresh=False)
                 torch._foreach_copy_(last_good, params)
@@ -182,17 +203,20 @@ def fit(
                                               None if config.checkpoint is None else Path(config.checkpoint))
                 if history.epochs % config.checkpoint_every == 0:
                     save()
-        with torch.no_grad():
-            history.final_cost = model.cost(X, Y, check_inputs=False).item()
-        history.train_accuracy = accuracy(model, X, Y)
+        history.final_cost, history.train_accuracy = evaluate(model, X, Y)
+        if val is not None:
+            history.val_cost, history.val_accuracy = evaluate(model, *val)
         save()
         if writer is not None:
+            write_dashboard(writer, model, X, Y, history.epochs)
             run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
                    "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
-            for key in ("log_dir", "checkpoint", "checkpoint_every", "progress"):
+            for key in ("log_dir", "checkpoint", "checkpoint_every", "dashboard_every", "progress"):
                 run.pop(key)
-            write_hparams(writer, run, {"final/cost": history.final_cost,
-                                        "final/accuracy": history.train_accuracy}, history.epochs)
+            metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
+            if val is not None:
+                metrics.update({"final/val_cost": history.val_cost, "final/val_accuracy": history.val_accuracy})
+            write_hparams(writer, run, metrics, history.epochs)
     finally:
         bar.close()
         if writer is not None:
@@ -216,11 +240,15 @@ def _diverged(t: int, cost: float, history: History, lr: float, params: list[Ten
 
 
 def _log_epoch(writer: SummaryWriter, t: int, cost: float, model: ShallowNet, X: Tensor, Y: Tensor,
-               optimizer: torch.optim.Optimizer) -> None:
-    """Epoch t's scalars, all at θ(t): the cost, the accuracy, ‖∇J‖ and the learning rate about to be used."""
+               optimizer: torch.optim.Optimizer, val: tuple[Tensor, Tensor] | None) -> None:
+    """Epoch t's scalars, all at θ(t): the costs, the accuracies, ‖∇J‖ and the learning rate about to be used."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     writer.add_scalar("cost/train", cost, t)
     writer.add_scalar("accuracy/train", accuracy(model, X, Y), t)
+    if val is not None:
+        val_cost, val_accuracy = evaluate(model, *val)
+        writer.add_scalar("cost/val", val_cost, t)
+        writer.add_scalar("accuracy/val", val_accuracy, t)
     writer.add_scalar("grad_norm", torch.nn.utils.get_total_norm(grads).item(), t)
     writer.add_scalar("lr", optimizer.param_groups[0]["lr"], t)
 

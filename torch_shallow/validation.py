@@ -2,7 +2,7 @@
 and what came, so that bad input fails here and not as a NaN epochs later or deep inside PyTorch.
 
 Value checks (NaN, inf, labels outside [0, 1]) read the data and synchronise with the device, so they run in
-eager mode only; under ``torch.compile`` the shape, dtype and device checks still hold.
+eager mode only; under ``torch.compile`` and ``torch.jit.trace`` the shape, dtype and device checks still hold.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _require_tensor(name: str, t: object) -> Tensor:
 
 
 def _checking_values() -> bool:
-    return not torch.compiler.is_compiling()
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
 def _all_finite(t: Tensor) -> bool:
