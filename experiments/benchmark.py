@@ -7,7 +7,7 @@ version of the slides' formulas, scikit-learn's MLPClassifier and the matrix-pro
 Times are medians over repeats, measured in one run; ratios are anchor time / our time, so a ratio above 1 means
 this project is faster (the floor column is our time / floor time). In the large cases each method runs in a process
 of its own, which also gives its peak resident memory above the data. NumPy is a runtime dependency; scikit-learn
-comes from the ``bench`` extra (``pip install '.[bench]'``).
+comes from the ``experiments`` extra (``pip install '.[experiments]'``).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def planar_loops(epochs: int):
                           ).fit(X.numpy(), Y.numpy().ravel())
         loops["scikit-learn"] = sklearn_loop
     except ImportError:
-        print("(scikit-learn is not installed: pip install '.[bench]' adds it)")
+        print("(scikit-learn is not installed: pip install '.[experiments]' adds it)")
     return loops
 
 
