@@ -7,7 +7,8 @@ from .board import default_run_dir
 from .data import DATASETS, circles, load_csv, moons, planar
 from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, shallow_net
 from .module import ShallowNet
-from .trainer import History, TrainConfig, accuracy, fit
+from .ondisk import NpyRows, csv_to_npy, open_npy
+from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, evaluate, fit
 
 try:
     __version__ = version("torch_shallow")
@@ -15,6 +16,7 @@ except PackageNotFoundError:  # imported from a source tree that was not install
     __version__ = "0+unknown"
 
 __all__ = [
-    "ACTIVATIONS", "DATASETS", "History", "ShallowBCEFunction", "ShallowNet", "ShallowNetFunction", "TrainConfig",
-    "accuracy", "circles", "default_run_dir", "fit", "load_csv", "moons", "planar", "shallow_bce", "shallow_net",
+    "ACTIVATIONS", "DATASETS", "History", "NpyRows", "ShallowBCEFunction", "ShallowNet", "ShallowNetFunction",
+    "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "circles", "csv_to_npy", "default_run_dir", "evaluate",
+    "fit", "load_csv", "moons", "open_npy", "planar", "shallow_bce", "shallow_net",
 ]

@@ -72,7 +72,7 @@ def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y:
         writer.add_histogram(name, p.detach(), step)
         if p.grad is not None:
             writer.add_histogram(f"grad/{name}", p.grad, step)
-    if X.shape[1] == 2 and model.out_features == 1:
+    if isinstance(X, Tensor) and X.shape[1] == 2 and model.out_features == 1:  # in memory: on disk it may be huge
         writer.add_image("decision_boundary", decision_boundary_image(model, X, Y), step)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -78,6 +78,15 @@ def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = to
         ValueError: naming the file and line for a row of the wrong length, a missing or non-numeric value,
             or a label other than 0 or 1.
     """
+    rows = [(*features, y) for features, y in csv_rows(path, label)]
+    if not rows:
+        raise ValueError(f"{path}: no data rows after the header")
+    data = np.asarray(rows)
+    return _tensors(data[:, :-1], data[:, -1], dtype)
+
+
+def csv_rows(path: str | Path, label: str | None = None) -> Iterator[tuple[list[float], float]]:
+    """The checked rows of a CSV file with a header, one at a time: (features, label). See :func:`load_csv`."""
     path = Path(path)
     with path.open(newline="") as f:
         reader = csv.reader(f)
@@ -93,7 +102,6 @@ def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = to
             k = header.index(label)
         else:
             raise ValueError(f"{path}:1: no label column {label!r}; the columns are {header}")
-        rows = []
         for row in reader:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
@@ -109,11 +117,7 @@ def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = to
                 raise ValueError(f"{path}:{line}: NaN or inf values are not allowed, got {row}")
             if values[k] not in (0.0, 1.0):
                 raise ValueError(f"{path}:{line}: label column {header[k]!r} must be 0 or 1, got {row[k]!r}")
-            rows.append(values)
-    if not rows:
-        raise ValueError(f"{path}: no data rows after the header")
-    data = np.asarray(rows)
-    return _tensors(np.delete(data, k, axis=1), data[:, k], dtype)
+            yield values[:k] + values[k + 1:], values[k]
 
 
 def _is_float(cell: str) -> bool:

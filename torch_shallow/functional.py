@@ -25,6 +25,8 @@ activations instead of n-sized ones, and its backward only scales the finished g
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -109,16 +111,16 @@ class ShallowNetFunction(torch.autograd.Function):
         return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
 
 
-def auto_block_rows(X: Tensor, hidden_features: int) -> int:
+def auto_block_rows(W1: Tensor) -> int:
     """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix, which keeps the
     handful of such matrices a block needs within a core's L2 cache, and at least 256 rows, so that each matrix
     product stays large enough to run at full speed."""
-    return max(256, (1 << 20) // (hidden_features * X.element_size()))
+    return max(256, (1 << 20) // (W1.shape[0] * W1.element_size()))
 
 
 def cost_and_gradients(
     X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str,
-    needs: tuple[bool, ...], block_rows: int | None = None,
+    needs: tuple[bool, ...], block_rows: int | None = None, n: int | None = None,
 ) -> tuple[Tensor, Gradients]:
     """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
 
@@ -127,16 +129,19 @@ def cost_and_gradients(
     the blocks' parts add up; dX is per sample, so the blocks' rows are stacked. ``block_rows=None`` picks
     :func:`auto_block_rows`. No autograd graph is built: call it under ``torch.no_grad``, or through
     :class:`ShallowBCEFunction`.
+
+    X and Y are tensors, or anything with ``shape`` and row slicing such as
+    :class:`~torch_shallow.ondisk.NpyRows`. ``n`` is the number of samples J averages over, X's rows by default;
+    a rank of a distributed run passes the global n, so that the ranks' results add up to the full-batch ones.
     """
-    n = X.shape[0]
+    n = X.shape[0] if n is None else n
     if torch.compiler.is_compiling():
         # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
-        block_rows = n
+        block_rows = X.shape[0]
     elif block_rows is None:
-        block_rows = auto_block_rows(X, W1.shape[0])
+        block_rows = auto_block_rows(W1)
     J, sums, dX_blocks = None, (None,) * 4, []
-    blocks = zip(X.split(block_rows), Y.split(block_rows)) if block_rows < n else [(X, Y)]
-    for X_rows, Y_rows in blocks:
+    for X_rows, Y_rows in row_blocks(X, Y, block_rows):
         A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
         J = _add(J, cross_entropy(Z2, Y_rows, n))
         if any(needs):
@@ -146,6 +151,13 @@ def cost_and_gradients(
             dX_blocks.append(dX_rows)
     dX = (dX_blocks[0] if len(dX_blocks) == 1 else torch.cat(dX_blocks)) if needs[0] else None
     return J, (dX, *sums)
+
+
+def row_blocks(X: Tensor, Y: Tensor, block_rows: int) -> Iterable[tuple[Tensor, Tensor]]:
+    """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows, the last one shorter if need be."""
+    if isinstance(X, Tensor) and block_rows >= X.shape[0]:
+        return [(X, Y)]  # no slicing: on small data every call counts
+    return ((X[a:a + block_rows], Y[a:a + block_rows]) for a in range(0, X.shape[0], block_rows))
 
 
 def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:

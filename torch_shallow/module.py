@@ -123,21 +123,23 @@ class ShallowNet(nn.Module):
         return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows=block_rows,
                            check_inputs=check_inputs)
 
-    def cost_and_grad(self, X: Tensor, Y: Tensor, *, block_rows: int | None = None,
+    def cost_and_grad(self, X: Tensor, Y: Tensor, *, n: int | None = None, block_rows: int | None = None,
                       check_inputs: bool = True) -> Tensor:
         """J, with ∇J written into the ``.grad`` of each parameter that requires a gradient.
 
         The same values as ``zero_grad(set_to_none=True)`` then ``cost(X, Y).backward()``, from the same sweep,
         but without building an autograd graph: on small data the autograd engine's fixed cost per call is half
         of a training step. Existing ``.grad`` tensors are replaced, not added to, and gradient hooks on the
-        parameters do not run. Returns J detached.
+        parameters do not run. Returns J detached. ``n`` is the number of samples J averages over, X's rows by
+        default; a distributed run passes the global n (see :func:`~torch_shallow.functional.cost_and_gradients`,
+        which also takes on-disk data such as :class:`~torch_shallow.ondisk.NpyRows` when ``check_inputs=False``).
         """
         params = (self.W1, self.b1, self.W2, self.b2)
         if check_inputs:
             Y = check_cost_inputs(X, Y, *params, self.activation, block_rows)
         with torch.no_grad():
             J, (_, *gradients) = cost_and_gradients(X, Y, *params, self.activation,
-                                                    (False, *(p.requires_grad for p in params)), block_rows)
+                                                    (False, *(p.requires_grad for p in params)), block_rows, n)
         for p, g in zip(params, gradients):
             if g is not None:
                 p.grad = g

@@ -24,7 +24,10 @@ from tqdm.auto import tqdm
 
 from .board import write_dashboard, write_graph, write_hparams, write_layout
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .distributed import all_reduce_sum_, broadcast_parameters_, world
+from .functional import auto_block_rows, cross_entropy, forward_pass, row_blocks
 from .module import ShallowNet
+from .ondisk import NpyRows
 from .validation import check_features, check_targets
 
 # The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
@@ -98,21 +101,26 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 @torch.no_grad()
-def accuracy(model: ShallowNet, X: Tensor, Y: Tensor) -> float:
-    """Fraction of labels predicted right, 1 where A2 > 0.5; Y (n, d2) in {0, 1}."""
-    return (model.predict(X) == Y).to(torch.float64).mean().item()
+def evaluate(model: ShallowNet, X: Tensor, Y: Tensor, n: int | None = None) -> tuple[float, float]:
+    """(J, accuracy) of the model on (X, Y (n, d2)), block by block; accuracy counts A2 > 0.5, that is Z2 > 0.
 
-
-@torch.no_grad()
-def evaluate(model: ShallowNet, X: Tensor, Y: Tensor) -> tuple[float, float]:
-    """(J, accuracy) of the model on checked data (X, Y (n, d2))."""
-    return model.cost(X, Y, check_inputs=False).item(), accuracy(model, X, Y)
+    In a distributed run each rank passes its shard and the global n, and the sums are reduced over the ranks.
+    """
+    n = X.shape[0] if n is None else n
+    params = (model.W1, model.b1, model.W2, model.b2)
+    totals = torch.zeros(2, dtype=torch.float64, device=model.W1.device)  # Σ of J's terms / n, right answers
+    for X_rows, Y_rows in row_blocks(X, Y, auto_block_rows(model.W1)):
+        _, Z2 = forward_pass(X_rows, *params, model.activation)
+        totals[0] += cross_entropy(Z2, Y_rows, n)
+        totals[1] += ((Z2 > 0) == (Y_rows > 0.5)).sum()
+    all_reduce_sum_([totals])
+    return totals[0].item(), totals[1].item() / (n * model.out_features)
 
 
 def fit(
     model: ShallowNet,
-    X: Tensor,
-    Y: Tensor,
+    X: Tensor | NpyRows,
+    Y: Tensor | NpyRows,
     config: TrainConfig | None = None,
     *,
     optimizer: torch.optim.Optimizer | None = None,
@@ -127,14 +135,21 @@ def fit(
     ``optimizer``: by default ``torch.optim.SGD(lr=config.lr, fused=True)`` without momentum, which is
     θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch.
 
+    In a distributed run (``torch.distributed`` initialised, as ``torchrun`` and the command line do), each rank
+    passes its own contiguous shard of the rows, of any size: every rank starts from rank 0's parameters, each
+    epoch's J and ∇J are summed over the ranks with the global n in dZ2 = n⁻¹(A2 - Y), so they are the exact
+    full-batch values, and every rank takes the same step. Only rank 0 writes TensorBoard, checkpoints and the
+    progress bar; the values it logs are the global ones.
+
     Args:
         model: the network; its parameters are updated in place.
-        X: (n, d) features, on the model's device and in its dtype.
-        Y: (n, d2) or (n,) labels in [0, 1].
+        X: (n, d) features, on the model's device and in its dtype, or an on-disk
+            :class:`~torch_shallow.ondisk.NpyRows`, read block by block at every epoch.
+        Y: (n, d2) or (n,) labels in [0, 1], a tensor or an ``NpyRows``.
         config: see :class:`TrainConfig`.
         optimizer: any ``torch.optim`` optimizer over ``model.parameters()``, instead of plain SGD.
         val: validation data (X_val, Y_val), evaluated at every logged epoch (``cost/val``, ``accuracy/val``) and
-            at the end; it plays no part in training.
+            at the end; it plays no part in training. In a distributed run each rank passes its shard of it.
         hparams: extra hyperparameters for TensorBoard's HParams dashboard and the checkpoint (data set, seed, ...).
         resume_from: a checkpoint written by an earlier ``fit`` of the same model, data and optimizer: training goes
             on from its epoch, with its parameters, optimizer state, history and RNG state, and TensorBoard drops
@@ -149,43 +164,50 @@ def fit(
         CheckpointError: ``resume_from`` is missing, damaged, or does not fit the model or optimizer.
     """
     config = config or TrainConfig()
-    check_features(X, model.W1)
-    Y = check_targets(Y, (X.shape[0], model.out_features), like=X)
+    rank, size = world()
+    Y = _checked(X, Y, model)
+    n = _global_rows(X, model)
     if val is not None:
-        check_features(val[0], model.W1)
-        val = val[0], check_targets(val[1], (val[0].shape[0], model.out_features), like=val[0])
+        val = val[0], _checked(*val, model), _global_rows(val[0], model)  # (X_val, Y_val, global n_val)
     if optimizer is None:
         # fused: one kernel for the whole update θ ← θ - α∇J, where the per-tensor loop costs more than the update
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, fused=True)
     history = History(stop_reason="max_epochs")
     if resume_from is not None:
         history = _restore(resume_from, model, optimizer)
+    broadcast_parameters_(model)
     hparams = hparams or {}
     params = [p.detach() for p in model.parameters()]  # views of the parameters, updated in place by the optimizer
     last_good = [p.clone() for p in params]  # θ of the last epoch whose cost was finite and bounded
+    logging = config.log_dir is not None
     writer = None
-    if config.log_dir is not None:
+    if logging and rank == 0:
         writer = SummaryWriter(str(config.log_dir), purge_step=history.epochs if resume_from is not None else None)
         if history.epochs == 0:
             write_layout(writer)
             write_graph(writer, model, X[:1])
     bar = tqdm(range(history.epochs, config.max_epochs), initial=history.epochs, total=config.max_epochs,
-               desc="train", unit="epoch", disable=None if config.progress is None else not config.progress)
+               desc="train", unit="epoch",
+               disable=rank != 0 or (None if config.progress is None else not config.progress))
 
     def save() -> None:
-        if config.checkpoint is not None:
+        if config.checkpoint is not None and rank == 0:
             save_checkpoint(config.checkpoint, _state(model, optimizer, history, config, hparams))
 
     try:
         with _threads_for(X, model.hidden_features), _deferred_sigint() as interrupted:
             for t in bar:
-                J = model.cost_and_grad(X, Y, check_inputs=False)  # J(θ(t)) and ∇J into .grad; X, Y checked above
+                J = model.cost_and_grad(X, Y, n=n, check_inputs=False)  # J(θ(t)), ∇J into .grad; X, Y checked
+                stop = _reduce_over_ranks(J, model, interrupted()) if size > 1 else interrupted()
                 cost = J.item()
                 if not cost <= _divergence_limit(history, cost):  # also true for NaN
                     _diverged(t, cost, history, config.lr, params, last_good)
                 history.costs.append(cost)
-                if writer is not None and t % config.log_every == 0:
-                    _log_epoch(writer, t, cost, model, X, Y, optimizer, val)
+                if logging and t % config.log_every == 0:
+                    scalars = _epoch_scalars(cost, model, X, Y, n, optimizer, val)
+                    if writer is not None:
+                        for tag, value in scalars.items():
+                            writer.add_scalar(tag, value, t)
                 if writer is not None and t % config.dashboard_every == 0:
                     write_dashboard(writer, model, X, Y, t)
                 if not bar.disable:
@@ -196,14 +218,14 @@ def fit(
                 if config.tol > 0 and t > 0 and abs(cost - history.costs[-2]) < config.tol:
                     history.stop_reason = "converged"
                     break
-                if interrupted():
+                if stop:
                     save()
                     where = f"; resume from {config.checkpoint}" if config.checkpoint is not None else ""
                     raise TrainingInterrupted(f"interrupted after epoch {history.epochs}{where}", history,
                                               None if config.checkpoint is None else Path(config.checkpoint))
                 if history.epochs % config.checkpoint_every == 0:
                     save()
-        history.final_cost, history.train_accuracy = evaluate(model, X, Y)
+        history.final_cost, history.train_accuracy = evaluate(model, X, Y, n)
         if val is not None:
             history.val_cost, history.val_accuracy = evaluate(model, *val)
         save()
@@ -224,6 +246,52 @@ def fit(
     return history
 
 
+def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet) -> Tensor | NpyRows:
+    """Check (X, Y) once; returns Y as (n, d2) in X's dtype. On-disk data is read through once, block by block."""
+    if isinstance(X, Tensor) and isinstance(Y, Tensor):
+        check_features(X, model.W1)
+        return check_targets(Y, (X.shape[0], model.out_features), like=X)
+    if X.shape[1] != model.in_features or Y.shape != (X.shape[0], model.out_features):
+        raise ValueError(f"on-disk data of shapes X {X.shape}, Y {Y.shape} does not fit the model: expected "
+                         f"X (n, {model.in_features}) and Y (n, {model.out_features}) with the same n")
+    block_rows = auto_block_rows(model.W1)
+    for start, (X_rows, Y_rows) in zip(range(0, X.shape[0], block_rows), row_blocks(X, Y, block_rows)):
+        try:
+            check_features(X_rows, model.W1)
+            check_targets(Y_rows, (X_rows.shape[0], model.out_features), like=model.W1)
+        except ValueError as error:
+            raise ValueError(f"{error}, in the block of rows from {start} of {X!r} and {Y!r}") from None
+    return Y
+
+
+def _global_rows(X: Tensor | NpyRows, model: ShallowNet) -> int:
+    """n, the number of samples over all ranks."""
+    count = torch.tensor([X.shape[0]], dtype=torch.float64, device=model.W1.device)
+    all_reduce_sum_([count])
+    return int(count.item())
+
+
+def _reduce_over_ranks(J: Tensor, model: ShallowNet, interrupted: bool) -> bool:
+    """Sum J, ∇J and the ranks' Ctrl-C flags over the ranks in one collective; whether any rank was interrupted,
+    so that all of them stop after the same epoch."""
+    flag = J.new_tensor(float(interrupted))
+    all_reduce_sum_([J, *(p.grad for p in model.parameters() if p.grad is not None), flag])
+    return flag.item() > 0
+
+
+def _epoch_scalars(cost: float, model: ShallowNet, X: Tensor | NpyRows, Y: Tensor | NpyRows, n: int,
+                   optimizer: torch.optim.Optimizer, val: tuple[Tensor, Tensor, int] | None) -> dict[str, float]:
+    """An epoch's scalars, all at θ(t): the costs, the accuracies, ‖∇J‖ and the learning rate about to be used.
+    Every rank computes them (the accuracies are sums over the ranks); rank 0 writes them."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    scalars = {"cost/train": cost, "accuracy/train": evaluate(model, X, Y, n)[1]}
+    if val is not None:
+        scalars["cost/val"], scalars["accuracy/val"] = evaluate(model, *val)
+    scalars["grad_norm"] = torch.nn.utils.get_total_norm(grads).item()
+    scalars["lr"] = optimizer.param_groups[0]["lr"]
+    return scalars
+
+
 def _divergence_limit(history: History, cost: float) -> float:
     return DIVERGENCE_FACTOR * max(history.costs[0] if history.costs else cost, 1.0)
 
@@ -237,20 +305,6 @@ def _diverged(t: int, cost: float, history: History, lr: float, params: list[Ten
         f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to {cost:.6g} "
         f"with learning rate {lr:g}; try a smaller learning rate. The model keeps the parameters of epoch {t - 1}.",
         history)
-
-
-def _log_epoch(writer: SummaryWriter, t: int, cost: float, model: ShallowNet, X: Tensor, Y: Tensor,
-               optimizer: torch.optim.Optimizer, val: tuple[Tensor, Tensor] | None) -> None:
-    """Epoch t's scalars, all at θ(t): the costs, the accuracies, ‖∇J‖ and the learning rate about to be used."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    writer.add_scalar("cost/train", cost, t)
-    writer.add_scalar("accuracy/train", accuracy(model, X, Y), t)
-    if val is not None:
-        val_cost, val_accuracy = evaluate(model, *val)
-        writer.add_scalar("cost/val", val_cost, t)
-        writer.add_scalar("accuracy/val", val_accuracy, t)
-    writer.add_scalar("grad_norm", torch.nn.utils.get_total_norm(grads).item(), t)
-    writer.add_scalar("lr", optimizer.param_groups[0]["lr"], t)
 
 
 def _state(model: ShallowNet, optimizer: torch.optim.Optimizer, history: History, config: TrainConfig,
