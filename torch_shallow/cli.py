@@ -1,18 +1,25 @@
-"""Command line: ``torch-shallow train`` (or ``python -m torch_shallow train``) fills a TrainConfig and calls fit."""
+"""Command line: ``torch-shallow train`` (or ``python -m torch_shallow train``) fills a TrainConfig and calls fit;
+``torch-shallow convert`` turns a CSV file into on-disk .npy data. Under ``torchrun`` each process trains on its
+shard of the rows."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch import Tensor
 
 from .activations import ACTIVATIONS
 from .board import default_run_dir
-from .data import DATASETS, load_csv
-from .module import ShallowNet
 from .checkpoint import CheckpointError, load_checkpoint
+from .data import DATASETS, load_csv
+from .distributed import init_from_environment, shard, world
+from .module import ShallowNet
+from .ondisk import NpyRows, csv_to_npy, open_npy
 from .trainer import TrainConfig, TrainingDiverged, TrainingInterrupted, fit
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -38,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = train.add_argument_group("data")
     data.add_argument("--dataset", choices=sorted(DATASETS), default="planar", help="generated data set" + default)
     data.add_argument("--csv", type=Path, help="train on this CSV file instead (header row, numeric columns)")
+    data.add_argument("--data", type=Path, metavar="DIR",
+                      help="train on on-disk data instead: X.npy and Y.npy in DIR (see the convert command)")
     data.add_argument("--label", help="the CSV file's 0/1 label column (default: the last column)")
 
     model = train.add_argument_group("model")
@@ -68,11 +77,36 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs between checkpoints" + default)
     faults.add_argument("--resume", type=Path, metavar="CHECKPOINT",
                         help="continue the run saved in CHECKPOINT, with the settings it was started with")
+    faults.add_argument("--timeout", type=float, default=300.0,
+                        help="under torchrun, seconds a process waits for the others before failing" + default)
+
+    convert = commands.add_parser(
+        "convert", help="write a CSV file as on-disk data for --data",
+        description="Write X.npy and Y.npy in DIR from a CSV file with a header row, streaming, so that files "
+                    "larger than memory convert too.")
+    convert.add_argument("csv", type=Path, help="the CSV file")
+    convert.add_argument("directory", type=Path, metavar="DIR", help="where to write X.npy and Y.npy")
+    convert.add_argument("--label", help="the label column (default: the last column)")
+    convert.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="stored dtype" + default)
     return parser
 
 
 # The arguments that define a run's data and model: stored in its checkpoint, read back by --resume.
-RUN_ARGUMENTS = ("dataset", "csv", "label", "hidden", "activation", "seed", "dtype", "device")
+RUN_ARGUMENTS = ("dataset", "csv", "data", "label", "hidden", "activation", "seed", "dtype", "device")
+
+
+def load_data(args: argparse.Namespace, dtype: torch.dtype, device: torch.device) -> tuple[str, Tensor, Tensor]:
+    """(experiment name, X, Y): this process's shard of the rows under torchrun, all of them otherwise."""
+    rank, size = world()
+    if args.data is not None:
+        n = NpyRows(args.data / "X.npy").shape[0]
+        return args.data.name, *open_npy(args.data, shard(n, rank, size), dtype, device)
+    if args.csv is not None:
+        experiment, (X, Y) = args.csv.stem, load_csv(args.csv, args.label, dtype=dtype)
+    else:
+        experiment, (X, Y) = args.dataset, DATASETS[args.dataset](dtype=dtype)
+    start, stop = shard(X.shape[0], rank, size)
+    return experiment, X[start:stop].to(device), Y[start:stop].to(device)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -85,16 +119,14 @@ def train(args: argparse.Namespace) -> None:
         config = TrainConfig(**saved["config"])
         for name in RUN_ARGUMENTS:
             setattr(args, name, run[name])
-        args.csv = None if args.csv is None else Path(args.csv)
-    dtype = DTYPES[args.dtype]
-    if args.csv is not None:
-        experiment, (X, Y) = args.csv.stem, load_csv(args.csv, args.label, dtype=dtype)
-    else:
-        experiment, (X, Y) = args.dataset, DATASETS[args.dataset](dtype=dtype)
-    device = torch.device(args.device)
+        args.csv, args.data = (None if v is None else Path(v) for v in (args.csv, args.data))
+    dtype, device = DTYPES[args.dtype], torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
-    X, Y = X.to(device), Y.to(device)
+    if init_from_environment(device, args.timeout) and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank, _ = world()
+    experiment, X, Y = load_data(args, dtype, device)
     net = ShallowNet(X.shape[1], args.hidden, activation=args.activation, device=device, dtype=dtype)
     net.reset_parameters(torch.Generator().manual_seed(args.seed))
     if args.resume is None:
@@ -105,6 +137,8 @@ def train(args: argparse.Namespace) -> None:
     run = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()
            if name in RUN_ARGUMENTS}
     history = fit(net, X, Y, config, hparams=run, resume_from=args.resume)
+    if rank != 0:
+        return
     print(f"{experiment}: {history.summary()}")
     if args.save is not None:
         torch.save(net.state_dict(), args.save)
@@ -113,10 +147,15 @@ def train(args: argparse.Namespace) -> None:
         print(f"TensorBoard: tensorboard --logdir {Path(config.log_dir).parent}")
 
 
+def convert(args: argparse.Namespace) -> None:
+    n = csv_to_npy(args.csv, args.directory, args.label, dtype=args.dtype)
+    print(f"{args.csv}: {n} rows written to {args.directory / 'X.npy'} and {args.directory / 'Y.npy'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        train(args)
+        {"train": train, "convert": convert}[args.command](args)
     except TrainingInterrupted as stop:
         how = f"; resume with: torch-shallow train --resume {stop.checkpoint}" if stop.checkpoint else ""
         print(f"torch-shallow: interrupted after epoch {stop.history.epochs}{how}", file=sys.stderr)
@@ -127,4 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as error:
         print(f"torch-shallow: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return 0
