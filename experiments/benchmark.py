@@ -213,12 +213,66 @@ def planar_case(epochs: int, repeats: int) -> None:
         print(f"| {name} | {us:.1f} | {us / t['torch_shallow']:.2f} |")
 
 
+# ---- scaling out: the same full-batch training in 1 and 2 processes ------------------------------------------
+
+SCALING_CASE = (1_000_000, 32, 128)  # n, d, d1
+
+
+def scaling_worker(directory: str, epochs: int) -> None:
+    """Run by torchrun: each rank trains on its shard of the on-disk data; rank 0 prints the seconds per epoch."""
+    from torch_shallow.distributed import init_from_environment, shard, world
+    from torch_shallow.ondisk import open_npy
+
+    init_from_environment(torch.device("cpu"), timeout_s=300)
+    rank, size = world()
+    n = np.load(Path(directory) / "X.npy", mmap_mode="r").shape[0]
+    X, Y = open_npy(directory, shard(n, rank, size))
+    net = ShallowNet(SCALING_CASE[1], SCALING_CASE[2])
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    config = TrainConfig(lr=0.1, max_epochs=1, tol=0, progress=False)
+    fit(net, X, Y, config)  # warm-up: thread pools, page cache
+    start = time.perf_counter()
+    fit(net, X, Y, TrainConfig(lr=0.1, max_epochs=epochs, tol=0, progress=False))
+    if rank == 0:
+        print((time.perf_counter() - start) / epochs)
+    if size > 1:
+        torch.distributed.barrier()  # no rank tears the group down while another still uses it
+        torch.distributed.destroy_process_group()
+
+
+def scaling_case(epochs: int) -> None:
+    import tempfile
+
+    n, d, _ = SCALING_CASE
+    with tempfile.TemporaryDirectory() as directory:
+        rng = np.random.default_rng(0)
+        np.save(Path(directory) / "X.npy", rng.standard_normal((n, d), dtype=np.float32))
+        np.save(Path(directory) / "Y.npy", (rng.random(n) > 0.5).astype(np.float32))
+        seconds = {}
+        for processes in (1, 2):
+            out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc-per-node={processes}", __file__, "--scaling-worker", directory,
+                                  str(epochs)], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"torchrun with {processes} processes failed:\n{out.stderr[-3000:]}")
+            seconds[processes] = float(out.stdout.split()[-1])
+    print(f"\n### Scaling out: full-batch epochs on on-disk data, {n:,} × {d}, d1 = {SCALING_CASE[2]}, float32\n")
+    print("| processes (torchrun, gloo) | seconds / epoch | speed-up |")
+    print("|---|---|---|")
+    for processes, s in seconds.items():
+        print(f"| {processes} | {s:.3f} | {seconds[1] / s:.2f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n / 20 and fewer repeats, as a smoke test")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per method (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, one per core)")
+    parser.add_argument("--scaling-worker", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scaling_worker:
+        scaling_worker(args.scaling_worker[0], int(args.scaling_worker[1]))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = [(n // 20, d, d1) for n, d, d1 in LARGE_CASES] if args.quick else LARGE_CASES
@@ -227,6 +281,7 @@ def main() -> None:
           f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
     planar_case(1_000 if args.quick else 10_000, repeats)
     large_cases(cases, repeats)
+    scaling_case(2 if args.quick else 10)
 
 
 if __name__ == "__main__":

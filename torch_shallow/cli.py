@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         {"train": train, "convert": convert}[args.command](args)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # no rank tears the group down while another still uses it
     except TrainingInterrupted as stop:
         how = f"; resume with: torch-shallow train --resume {stop.checkpoint}" if stop.checkpoint else ""
         print(f"torch-shallow: interrupted after epoch {stop.history.epochs}{how}", file=sys.stderr)
