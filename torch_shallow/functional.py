@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from .activations import get_activation
+from .parallel import map_on_cores, row_ranges
 from .validation import check_cost_inputs, check_net_inputs
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
@@ -140,24 +141,40 @@ def cost_and_gradients(
         block_rows = X.shape[0]
     elif block_rows is None:
         block_rows = auto_block_rows(W1)
-    J, sums, dX_blocks = None, (None,) * 4, []
-    for X_rows, Y_rows in row_blocks(X, Y, block_rows):
-        A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
-        J = _add(J, cross_entropy(Z2, Y_rows, n))
-        if any(needs):
-            dZ2 = (torch.sigmoid(Z2) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
-            dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
-            sums = tuple(_add(total, part) for total, part in zip(sums, parts))
-            dX_blocks.append(dX_rows)
-    dX = (dX_blocks[0] if len(dX_blocks) == 1 else torch.cat(dX_blocks)) if needs[0] else None
-    return J, (dX, *sums)
+
+    def sweep(start: int, stop: int) -> tuple[Tensor, Gradients]:
+        J, sums, dX_blocks = None, (None,) * 4, []
+        for X_rows, Y_rows in row_blocks(X, Y, block_rows, start, stop):
+            A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
+            J = _add(J, cross_entropy(Z2, Y_rows, n))
+            if any(needs):
+                dZ2 = (torch.sigmoid(Z2) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
+                dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
+                sums = tuple(_add(total, part) for total, part in zip(sums, parts))
+                dX_blocks.append(dX_rows)
+        return J, (_stack(dX_blocks) if needs[0] else None, *sums)
+
+    # Each core sweeps its own range of blocks (see parallel.py); the ranges' sums add up as the blocks' do.
+    (J, gradients), *others = map_on_cores(sweep, row_ranges(X, block_rows))
+    for J_part, parts in others:
+        J = J.add_(J_part)
+        gradients = (_stack([gradients[0], parts[0]]) if needs[0] else None,
+                     *(_add(total, part) for total, part in zip(gradients[1:], parts[1:])))
+    return J, gradients
 
 
-def row_blocks(X: Tensor, Y: Tensor, block_rows: int) -> Iterable[tuple[Tensor, Tensor]]:
-    """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows, the last one shorter if need be."""
-    if isinstance(X, Tensor) and block_rows >= X.shape[0]:
+def _stack(rows: list[Tensor]) -> Tensor:
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+
+def row_blocks(X: Tensor, Y: Tensor, block_rows: int, start: int = 0,
+               stop: int | None = None) -> Iterable[tuple[Tensor, Tensor]]:
+    """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows from ``start`` to ``stop`` (X's end by
+    default), the last one shorter if need be."""
+    stop = X.shape[0] if stop is None else stop
+    if isinstance(X, Tensor) and start == 0 and stop == X.shape[0] <= block_rows:
         return [(X, Y)]  # no slicing: on small data every call counts
-    return ((X[a:a + block_rows], Y[a:a + block_rows]) for a in range(0, X.shape[0], block_rows))
+    return ((X[a:min(a + block_rows, stop)], Y[a:min(a + block_rows, stop)]) for a in range(start, stop, block_rows))
 
 
 def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:

@@ -28,6 +28,7 @@ from .distributed import all_reduce_sum_, broadcast_parameters_, world
 from .functional import auto_block_rows, cross_entropy, forward_pass, row_blocks
 from .module import ShallowNet
 from .ondisk import NpyRows
+from .parallel import threads_for_training
 from .validation import check_features, check_targets
 
 # The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
@@ -195,7 +196,7 @@ def fit(
             save_checkpoint(config.checkpoint, _state(model, optimizer, history, config, hparams))
 
     try:
-        with _threads_for(X, model.hidden_features), _deferred_sigint() as interrupted:
+        with threads_for_training(X, model.hidden_features), _deferred_sigint() as interrupted:
             for t in bar:
                 J = model.cost_and_grad(X, Y, n=n, check_inputs=False)  # J(θ(t)), ∇J into .grad; X, Y checked
                 stop = _reduce_over_ranks(J, model, interrupted()) if size > 1 else interrupted()
@@ -330,25 +331,6 @@ def _restore(path: str | Path, model: ShallowNet, optimizer: torch.optim.Optimiz
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     history.stop_reason = "max_epochs"
     return history
-
-
-# ATen splits element-wise work across threads only above this many elements (at::internal::GRAIN_SIZE).
-_GRAIN_SIZE = 32768
-
-
-@contextlib.contextmanager
-def _threads_for(X: Tensor, hidden_features: int) -> Iterator[None]:
-    """One intra-op thread while training on data too small for any operation to be split across threads: the
-    others would only add synchronisation (on the planar data, 57 instead of 64 µs per epoch on 2 cores)."""
-    if X.device.type != "cpu" or X.shape[0] * max(X.shape[1], hidden_features) >= _GRAIN_SIZE:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
