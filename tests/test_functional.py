@@ -185,3 +185,20 @@ def test_cost_memory_is_bounded_by_the_block_not_by_n():
     one_activation_mib = n * d1 * 4 / 2**20
     assert peak_memory_mib("autograd", n, d, d1, block_rows) > one_activation_mib  # the probe sees n-sized memory
     assert peak_memory_mib("torch_shallow", n, d, d1, block_rows) < one_activation_mib / 4
+
+
+def test_ranges_of_blocks_on_several_cores_add_up(monkeypatch):
+    """The sweep split over 3 threads (ranges cut at block boundaries) gives the one-thread values."""
+    from torch_shallow import parallel
+
+    X, Y, theta = make_problem(200, 3, 6, 2)
+    X.requires_grad_(True)
+    expected = reference_cost(X, Y, *theta)
+    expected_grads = torch.autograd.grad(expected, [X, *theta])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    with torch.no_grad():
+        assert parallel.row_ranges(X, 7) == [(0, 63), (63, 133), (133, 200)]  # 29 blocks of 7 rows: 9, 10, 10
+    J = shallow_bce(X, Y, *theta, block_rows=7)
+    assert_close(J, expected)
+    for got, want in zip(torch.autograd.grad(J, [X, *theta]), expected_grads):
+        assert_close(got, want)
