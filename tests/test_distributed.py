@@ -104,13 +104,15 @@ def failing_rank(rank, size, rendezvous, out):
     except Exception as error:
         Path(f"{out}.{rank}").write_text(f"{type(error).__name__}: {error}")
         raise SystemExit(1)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_a_failing_rank_stops_the_others(tmp_path):
     """Rank 1 fails at its 10th read; rank 0, waiting in all_reduce, must stop with an error, not hang."""
     start = time.monotonic()
     codes = run_ranks(failing_rank, 2, tmp_path / "rendezvous", str(tmp_path / "error"), timeout=90)
-    assert codes == [1, 1]
+    assert all(code != 0 for code in codes)  # 1, or gloo's abort while the failed rank tears its group down
     assert "the disk went away" in (tmp_path / "error.1").read_text()
     assert (tmp_path / "error.0").read_text()  # rank 0's own error: the peer is gone
     assert time.monotonic() - start < 90

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .activations import get_activation
+from .parallel import intra_op_threads
 
 
 def _describe(t: Tensor) -> str:
@@ -29,12 +30,17 @@ def _checking_values() -> bool:
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
+# The value checks read the data on one intra-op thread: a parallel reduction would leave OpenMP's helper threads
+# spinning, for milliseconds, on the cores that the cost's sweep is about to use (see parallel.py).
+
+
 def _all_finite(t: Tensor) -> bool:
     """Whether t holds no NaN or inf. NaN and inf propagate through a sum, so one fast reduction clears the
     common case; only a sum that is not finite (which a sum of huge finite values can also be) needs the
     element-wise check, 20 times slower on large data."""
     t = t.detach()  # a check joins no autograd graph
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+    with intra_op_threads(1):
+        return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def check_parameters(W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor) -> None:
@@ -96,7 +102,8 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
         raise TypeError(f"Y must hold real labels, got dtype {Y.dtype}")
     Y = Y.detach().to(like.dtype)
     if _checking_values():
-        low, high = (v.item() for v in torch.aminmax(Y))  # NaN propagates into both
+        with intra_op_threads(1):
+            low, high = (v.item() for v in torch.aminmax(Y))  # NaN propagates into both
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"Y contains NaN or inf ({_describe(Y)})")
         if low < 0 or high > 1:
