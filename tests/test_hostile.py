@@ -15,6 +15,7 @@ from torch_shallow import ShallowNet
 
 # Tolerance relative to the size of the gradient, per dtype: float16 and bfloat16 keep 11 and 8 bits.
 RELATIVE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 3e-2, torch.bfloat16: 1.5e-1}
+LOW_PRECISION = {torch.float16, torch.bfloat16}
 
 cases = st.fixed_dictionaries({
     "n": st.integers(1, 40),
@@ -48,7 +49,7 @@ def make_labels(n, d2, kind, g):
             "soft": torch.rand(n, d2, generator=g, dtype=torch.float64)}[kind]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(cases)
 def test_cost_and_gradients_are_finite_and_right(case):
     g = torch.Generator().manual_seed(case["seed"])
@@ -74,8 +75,11 @@ def test_cost_and_gradients_are_finite_and_right(case):
     expected_grads = torch.autograd.grad(expected, exact)
     rel = RELATIVE[dtype]
     assert math.isclose(J.item(), expected.item(), rel_tol=rel, abs_tol=rel)
+    # A gradient is a sum of n per-sample terms; in float16 and bfloat16 each term is rounded at its own size,
+    # up to |W2| |X| / n, so the error is relative to that size when the sum cancels.
+    term = case["logit_scale"] * X.detach().abs().max().item() / case["n"] if dtype in LOW_PRECISION else 0.0
     for got, want in zip(grads, expected_grads):
-        scale = want.abs().max().item() + 1.0 / case["n"]
+        scale = want.abs().max().item() + term + 1.0 / case["n"]
         torch.testing.assert_close(got.double(), want, rtol=0, atol=rel * scale)
 
 
@@ -97,7 +101,7 @@ BAD = st.sampled_from([
 ])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(BAD, st.integers(2, 30), st.integers(1, 4))
 def test_bad_input_raises_a_clear_error(bad, n, d):
     name, spoil = bad
