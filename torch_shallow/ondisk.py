@@ -1,13 +1,14 @@
 """Data larger than memory: features and labels in NumPy ``.npy`` files, read one block of rows at a time.
 
 A data directory holds ``X.npy`` (n, d) and ``Y.npy`` (n,) or (n, 1), C order, any numeric dtype.
-:class:`NpyRows` reads rows with plain file reads rather than a memory map, so that the process holds only the
-block it asked for, and a rank of a distributed run opens just its own row range. :func:`csv_to_npy` writes such a
+:class:`NpyRows` reads rows with positioned file reads rather than a memory map, so that the process holds only
+the blocks it asked for, and a rank of a distributed run opens just its own row range. :func:`csv_to_npy` writes such a
 directory from a CSV file, streaming, without holding the file in memory.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ class NpyRows:
         if not 0 <= start <= stop <= n:
             raise ValueError(f"{self.path}: rows [{start}, {stop}) are outside the file's {n} rows")
         self.start, self.shape = start, (stop - start, self._width)
-        self._file = None
+        self._fd = os.open(self.path, os.O_RDONLY)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -57,18 +58,22 @@ class NpyRows:
         a, b, step = rows.indices(len(self))
         if step != 1:
             raise ValueError("NpyRows reads contiguous rows only")
-        if self._file is None:
-            self._file = self.path.open("rb")
-        block = np.empty((max(b - a, 0), self._width), dtype=self._np_dtype)
-        self._file.seek(self._offset + (self.start + a) * self._width * self._np_dtype.itemsize)
-        if self._file.readinto(memoryview(block).cast("B")) != block.nbytes:
+        row_bytes = self._width * self._np_dtype.itemsize
+        nbytes = max(b - a, 0) * row_bytes
+        # pread: positioned reads, so that threads reading their own ranges (parallel.py) need no shared file offset
+        data = os.pread(self._fd, nbytes, self._offset + (self.start + a) * row_bytes)
+        if len(data) != nbytes:
             raise ValueError(f"{self.path}: the file ends before row {self.start + b}; it is truncated")
-        return torch.from_numpy(block).to(device=self.device, dtype=self.dtype)
+        block = np.frombuffer(data, dtype=self._np_dtype).reshape(-1, self._width)
+        return torch.from_numpy(block.copy()).to(device=self.device, dtype=self.dtype)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if getattr(self, "_fd", None) is not None:  # None too when __init__ failed before opening
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"NpyRows({str(self.path)!r}, rows=({self.start}, {self.start + len(self)}), dtype={self.dtype})"

@@ -44,12 +44,12 @@ def threads_for_training(X: Tensor, hidden_features: int) -> contextlib.Abstract
 
 def row_ranges(X: Tensor, block_rows: int) -> list[tuple[int, int]]:
     """Contiguous ranges of rows of X, one per intra-op thread, cut at block boundaries; one range for all rows
-    where there are fewer than two blocks per thread, for data not in CPU memory, and while autograd records
-    (the double-backward path), which stays on one thread."""
+    where there are fewer than two blocks per thread, for data on a GPU, and while autograd records (the
+    double-backward path), which stays on one thread. X is a tensor or on-disk rows (:class:`NpyRows`)."""
     n, workers = X.shape[0], torch.get_num_threads()
     blocks = -(-n // block_rows)
-    if (workers == 1 or blocks < 2 * workers or not isinstance(X, Tensor) or X.device.type != "cpu"
-            or torch.is_grad_enabled() or torch.compiler.is_compiling()):
+    if (workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()):
         return [(0, n)]
     cuts = [min(n, (blocks * k // workers) * block_rows) for k in range(workers + 1)]
     return list(zip(cuts[:-1], cuts[1:]))
