@@ -46,8 +46,11 @@ def row_ranges(X: Tensor, block_rows: int) -> list[tuple[int, int]]:
     """Contiguous ranges of rows of X, one per intra-op thread, cut at block boundaries; one range for all rows
     where there are fewer than two blocks per thread, for data on a GPU, and while autograd records (the
     double-backward path), which stays on one thread. X is a tensor or on-disk rows (:class:`NpyRows`)."""
-    n, workers = X.shape[0], torch.get_num_threads()
+    n = X.shape[0]
     blocks = -(-n // block_rows)
+    if blocks < 2:  # first, and cheapest: small data is swept at every epoch of a long training run
+        return [(0, n)]
+    workers = torch.get_num_threads()
     if (workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled()
             or torch.compiler.is_compiling()):
         return [(0, n)]
