@@ -25,6 +25,7 @@ activations instead of n-sized ones, and its backward only scales the finished g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import torch
@@ -154,13 +155,14 @@ def cost_and_gradients(
                 dX_blocks.append(dX_rows)
         return J, (_stack(dX_blocks) if needs[0] else None, *sums)
 
-    # Each core sweeps its own range of blocks (see parallel.py); the ranges' sums add up as the blocks' do.
-    (J, gradients), *others = map_on_cores(sweep, row_ranges(X, block_rows))
-    for J_part, parts in others:
-        J = J.add_(J_part)
-        gradients = (_stack([gradients[0], parts[0]]) if needs[0] else None,
-                     *(_add(total, part) for total, part in zip(gradients[1:], parts[1:])))
-    return J, gradients
+    # Each core sweeps its own range of blocks (see parallel.py); the ranges' results combine as the blocks' do.
+    ranges = map_on_cores(sweep, row_ranges(X, block_rows))
+    if len(ranges) == 1:
+        return ranges[0]
+    J = functools.reduce(_add, [J for J, _ in ranges])
+    dX = _stack([gradients[0] for _, gradients in ranges]) if needs[0] else None
+    sums = [functools.reduce(_add, column) for column in zip(*[gradients[1:] for _, gradients in ranges])]
+    return J, (dX, *sums)
 
 
 def _stack(rows: list[Tensor]) -> Tensor:
