@@ -233,19 +233,25 @@ def fit(
         save()
         if writer is not None:
             write_dashboard(writer, model, X, Y, history.epochs)
-            run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
-                   "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
-            for key in ("log_dir", "checkpoint", "checkpoint_every", "dashboard_every", "progress"):
-                run.pop(key)
-            metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
-            if val is not None:
-                metrics.update({"final/val_cost": history.val_cost, "final/val_accuracy": history.val_accuracy})
-            write_hparams(writer, run, metrics, history.epochs)
+            _write_summary(writer, model, config, optimizer, hparams, history)
     finally:
         bar.close()
         if writer is not None:
             writer.close()
     return history
+
+
+def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig, optimizer: torch.optim.Optimizer,
+                   hparams: dict[str, object], history: History) -> None:
+    """The run's hyperparameters and final metrics, for the HParams dashboard."""
+    run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
+           "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
+    for key in ("log_dir", "checkpoint", "checkpoint_every", "dashboard_every", "progress"):
+        run.pop(key)  # where and how often things are written: not hyperparameters
+    metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
+    if history.val_accuracy is not None:
+        metrics.update({"final/val_cost": history.val_cost, "final/val_accuracy": history.val_accuracy})
+    write_hparams(writer, run, metrics, history.epochs)
 
 
 def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet) -> Tensor | NpyRows:
