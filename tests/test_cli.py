@@ -50,3 +50,23 @@ def test_python_dash_m_and_console_script():
                                 timeout=120)
         assert result.returncode == 0, result.stderr
         assert "planar: 5 epochs" in result.stdout
+
+
+def test_convert_then_train_on_disk(tmp_path, capsys):
+    path = tmp_path / "points.csv"
+    path.write_text("u,v,label\n" + "".join(f"{i / 10},{(-1) ** i * i / 7},{int(i > 5)}\n" for i in range(12)))
+    assert main(["convert", str(path), str(tmp_path / "data")]) == 0
+    assert "12 rows written" in capsys.readouterr().out
+    assert main(["train", "--csv", str(path), "--hidden", "3", "--epochs", "40", "--no-log"]) == 0
+    in_memory = capsys.readouterr().out.split(": ", 1)[1]
+    assert main(["train", "--data", str(tmp_path / "data"), "--hidden", "3", "--epochs", "40", "--no-log"]) == 0
+    assert capsys.readouterr().out.split(": ", 1)[1] == in_memory
+
+
+def test_torchrun_two_processes_match_one(tmp_path):
+    command = ["-m", "torch_shallow", "train", "--epochs", "60", "--no-log", "--dtype", "float64", "--timeout", "60"]
+    one = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          *command], capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout == one.stdout  # printed by rank 0 alone, the same full-batch values

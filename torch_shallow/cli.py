@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = train.add_argument_group("data")
     data.add_argument("--dataset", choices=sorted(DATASETS), default="planar", help="generated data set" + default)
-    data.add_argument("--csv", type=Path, help="train on this CSV file instead (header row, numeric columns)")
-    data.add_argument("--data", type=Path, metavar="DIR",
-                      help="train on on-disk data instead: X.npy and Y.npy in DIR (see the convert command)")
+    source = data.add_mutually_exclusive_group()
+    source.add_argument("--csv", type=Path, help="train on this CSV file instead (header row, numeric columns)")
+    source.add_argument("--data", type=Path, metavar="DIR",
+                        help="train on on-disk data instead: X.npy and Y.npy in DIR (see the convert command)")
     data.add_argument("--label", help="the CSV file's 0/1 label column (default: the last column)")
 
     model = train.add_argument_group("model")
@@ -121,10 +122,13 @@ def train(args: argparse.Namespace) -> None:
             setattr(args, name, run[name])
         args.csv, args.data = (None if v is None else Path(v) for v in (args.csv, args.data))
     dtype, device = DTYPES[args.dtype], torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
-    if init_from_environment(device, args.timeout) and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
+        if "LOCAL_RANK" in os.environ:  # under torchrun: one GPU per process, set before NCCL starts
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(device)
+    init_from_environment(device, args.timeout)
     rank, _ = world()
     experiment, X, Y = load_data(args, dtype, device)
     net = ShallowNet(X.shape[1], args.hidden, activation=args.activation, device=device, dtype=dtype)
