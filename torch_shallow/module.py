@@ -137,9 +137,9 @@ class ShallowNet(nn.Module):
         params = (self.W1, self.b1, self.W2, self.b2)
         if check_inputs:
             Y = check_cost_inputs(X, Y, *params, self.activation, block_rows)
+        needs = (False, self.W1.requires_grad, self.b1.requires_grad, self.W2.requires_grad, self.b2.requires_grad)
         with torch.no_grad():
-            J, (_, *gradients) = cost_and_gradients(X, Y, *params, self.activation,
-                                                    (False, *(p.requires_grad for p in params)), block_rows, n)
+            J, (_, *gradients) = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n)
         for p, g in zip(params, gradients):
             if g is not None:
                 p.grad = g
