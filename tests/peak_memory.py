@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from reference import cost as reference_cost
 from torch_shallow import ShallowNet
+
+from reference import cost as reference_cost
 
 
 def status_kib(field: str) -> int:

@@ -8,11 +8,18 @@ from unittest.mock import patch
 import pytest
 import torch
 
+from torch_shallow.functional import (
+    ShallowBCEFunction,
+    ShallowNetFunction,
+    backward_pass,
+    cross_entropy,
+    shallow_bce,
+    shallow_net,
+)
+
 from conftest import assert_close, make_problem
 from reference import cost as reference_cost
 from reference import logits as reference_logits
-from torch_shallow.functional import (ShallowBCEFunction, ShallowNetFunction, backward_pass, cross_entropy, shallow_bce,
-                                      shallow_net)
 
 SHAPES = [(1, 3, 4, 1), (7, 3, 1, 1), (9, 5, 4, 3), (32, 2, 6, 2)]  # (n, d, d1, d2): n = 1, d1 = 1, d2 > 1
 ACTIVATIONS = ["sigmoid", "tanh", "relu"]

@@ -10,8 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference import cost as reference_cost
 from torch_shallow import ShallowNet
+
+from reference import cost as reference_cost
 
 # Tolerance relative to the size of the gradient, per dtype: float16 and bfloat16 keep 11 and 8 bits.
 RELATIVE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 3e-2, torch.bfloat16: 1.5e-1}

@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from torch_shallow import ShallowNet
+
 from conftest import assert_close, make_problem
 from reference import cost as reference_cost
 from reference import logits as reference_logits
-from torch_shallow import ShallowNet
 
 
 def copy_into_sequential(net: ShallowNet) -> nn.Sequential:

@@ -7,9 +7,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from torch_shallow import ShallowNet, TrainConfig, fit, planar
+
 from conftest import assert_close
 from reference import cost as reference_cost
-from torch_shallow import ShallowNet, TrainConfig, fit, planar
 
 
 def seeded_net(seed=0, **kwargs):
