@@ -30,8 +30,9 @@ def test_matches_linear_sigmoid_linear_with_bce_with_logits(dtype):
     assert_close(net(X), seq(X))
     net.cost(X, Y).backward()
     nn.BCEWithLogitsLoss()(seq(X), Y).backward()
-    for ours, theirs in [(net.W1, seq[0].weight), (net.b1, seq[0].bias), (net.W2, seq[2].weight), (net.b2, seq[2].bias)]:
-        assert_close(ours.grad, theirs.grad)
+    theirs = [seq[0].weight, seq[0].bias, seq[2].weight, seq[2].bias]
+    for ours, other in zip([net.W1, net.b1, net.W2, net.b2], theirs):
+        assert_close(ours.grad, other.grad)
 
 
 def test_predictions(dtype):
