@@ -35,7 +35,7 @@ from torch.autograd.function import FunctionCtx
 
 from .activations import get_activation
 from .parallel import map_on_cores, row_ranges
-from .validation import check_cost_inputs, check_net_inputs
+from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 
@@ -202,8 +202,7 @@ class ShallowBCEFunction(torch.autograd.Function):
         ctx: FunctionCtx, X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
         activation: str = "sigmoid", block_rows: int | None = None, compute_gradients: bool = True,
     ) -> Tensor:
-        if ctx.needs_input_grad[1]:
-            raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
+        check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
         needs = ctx.needs_input_grad
         needs = tuple(compute_gradients and need for need in needs[:1] + needs[2:6])
         J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows)

@@ -51,8 +51,7 @@ def row_ranges(X: Tensor, block_rows: int) -> list[tuple[int, int]]:
     if blocks < 2:  # first, and cheapest: small data is swept at every epoch of a long training run
         return [(0, n)]
     workers = torch.get_num_threads()
-    if (workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled()
-            or torch.compiler.is_compiling()):
+    if workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled():
         return [(0, n)]
     cuts = [min(n, (blocks * k // workers) * block_rows) for k in range(workers + 1)]
     return list(zip(cuts[:-1], cuts[1:]))

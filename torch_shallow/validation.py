@@ -125,6 +125,11 @@ def check_cost_inputs(
     check_net_inputs(X, W1, b1, W2, b2, activation)
     if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1):
         raise ValueError(f"block_rows must be a positive integer or None, got {block_rows!r}")
-    if isinstance(Y, Tensor) and Y.requires_grad:
-        raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
+    check_labels_need_no_gradient(isinstance(Y, Tensor) and Y.requires_grad)
     return check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
+
+
+def check_labels_need_no_gradient(requires_grad: bool) -> None:
+    """Y is data: asking for its gradient is an error, not a silent None."""
+    if requires_grad:
+        raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
