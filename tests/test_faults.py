@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torch_shallow import ShallowNet, TrainConfig, fit, planar
-from torch_shallow.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from torch_shallow.checkpoint import FORMAT, REQUIRED, CheckpointError, load_checkpoint, save_checkpoint
 from torch_shallow.trainer import TrainingDiverged
 
 
@@ -80,10 +80,10 @@ class Exploit:
         return os.system, ("touch pwned",)
 
 
-def test_a_tampered_checkpoint_runs_no_code(tmp_path):
+def test_a_tampered_checkpoint_runs_no_code(tmp_path, monkeypatch):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "torch_shallow.checkpoint/1", "model": Exploit()}, path, pickle_module=pickle)
-    os.chdir(tmp_path)
+    torch.save({"format": FORMAT, "model": Exploit()}, path, pickle_module=pickle)
+    monkeypatch.chdir(tmp_path)  # where the exploit's relative "touch pwned" would land
     with pytest.raises(CheckpointError, match="evil.pt"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
@@ -92,15 +92,14 @@ def test_a_tampered_checkpoint_runs_no_code(tmp_path):
 def test_resume_into_another_shape_is_a_clear_error(tmp_path):
     X, Y = planar()
     fit(seeded_net(), X, Y, TrainConfig(max_epochs=3, checkpoint=tmp_path / "c.pt"))
-    with pytest.raises(CheckpointError, match="does not fit this model"):
+    with pytest.raises(CheckpointError, match=r"the model was ShallowNet\(2, 4, .*now ShallowNet\(2, 5, "):
         fit(ShallowNet(2, 5), X, Y, TrainConfig(max_epochs=5), resume_from=tmp_path / "c.pt")
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
     """A failure while writing leaves the previous checkpoint whole."""
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"model": {}, "optimizer": {}, "history": {"epochs": 1}, "rng": {}, "config": {},
-                           "hparams": {}})
+    save_checkpoint(path, {**{key: kind() for key, kind in REQUIRED.items()}, "history": {"epochs": 1}})
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
@@ -170,18 +169,28 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         [history["costs"][s] for s in steps], rel=1e-6)
 
 
-def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
-    process = subprocess.Popen(train_command(tmp_path, "--log-every", "100"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_epoch_writes_a_checkpoint_and_says_how_to_resume(tmp_path, signum, code):
+    """Ctrl-C, and the SIGTERM of docker stop, SLURM and systemd: a whole epoch, a checkpoint, the resume command,
+    the shell's exit code for that signal; the resumed run ends where an uninterrupted one does."""
+    process = subprocess.Popen(train_command(tmp_path, "--log-every", "100", "--epochs", "3000"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     wait_for(checkpoint, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    assert process.returncode == code, err
     assert f"resume with: torch-shallow train --resume {checkpoint}" in err
     epochs = load_checkpoint(checkpoint)["history"]["epochs"]
-    assert f"interrupted after epoch {epochs};" in err  # the checkpoint was written at the interruption
-    assert 0 < epochs < 30000
+    assert f"interrupted by {signum.name} after epoch {epochs};" in err  # the checkpoint is of that very epoch
+    assert 500 < epochs < 3000
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"scalars": 0})
     events.Reload()
     assert events.Scalars("cost/train")[-1].step <= epochs
+
+    subprocess.run([sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint)], check=True,
+                   capture_output=True, timeout=300)
+    whole = tmp_path / "whole"
+    subprocess.run(train_command(whole, "--log-every", "100", "--epochs", "3000"), check=True, capture_output=True,
+                   timeout=300)
+    assert final_state(checkpoint)[0] == final_state(whole / "run" / "checkpoint.pt")[0]

@@ -3,11 +3,11 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .activations import ACTIVATIONS
-from .board import default_run_dir
 from .data import DATASETS, circles, load_csv, moons, planar
 from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, shallow_net
 from .module import ShallowNet
 from .ondisk import NpyRows, csv_to_npy, open_npy
+from .run import RunInUse, default_run_dir
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, evaluate, fit
 
 try:
@@ -16,7 +16,7 @@ except PackageNotFoundError:  # imported from a source tree that was not install
     __version__ = "0+unknown"
 
 __all__ = [
-    "ACTIVATIONS", "DATASETS", "History", "NpyRows", "ShallowBCEFunction", "ShallowNet", "ShallowNetFunction",
-    "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "circles", "csv_to_npy", "default_run_dir", "evaluate",
-    "fit", "load_csv", "moons", "open_npy", "planar", "shallow_bce", "shallow_net",
+    "ACTIVATIONS", "DATASETS", "History", "NpyRows", "RunInUse", "ShallowBCEFunction", "ShallowNet",
+    "ShallowNetFunction", "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "circles", "csv_to_npy",
+    "default_run_dir", "evaluate", "fit", "load_csv", "moons", "open_npy", "planar", "shallow_bce", "shallow_net",
 ]

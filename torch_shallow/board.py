@@ -1,23 +1,18 @@
-"""TensorBoard output: one run directory per training run, with scalars, hyperparameters, histograms, the decision
-boundary of 2-D data and a layout that overlays training and validation curves."""
+"""TensorBoard output, in each run's directory (see :mod:`torch_shallow.run`): scalars, hyperparameters,
+histograms, the decision boundary of 2-D data and a layout that overlays training and validation curves."""
 
 from __future__ import annotations
 
-import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from .functional import auto_block_rows
+
 HParamValue = int | float | str | bool
-
-
-def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
-    """``runs/<experiment>-<YYYYmmdd-HHMMSS>``: one directory per run, sorted by time in TensorBoard's list."""
-    return Path(root) / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def write_hparams(writer: SummaryWriter, hparams: dict[str, object], metrics: dict[str, float], step: int) -> None:
@@ -44,7 +39,8 @@ DARK = torch.tensor([[0.05, 0.20, 0.60], [0.65, 0.05, 0.05]])
 def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: int = 256) -> Tensor:
     """A (3, size, size) float image in [0, 1]: the points of 2-D data over the field A2 = P(y = 1 | x).
 
-    The field is evaluated on a size × size grid over the data's range with a 10% margin; the point of each sample
+    The field is evaluated on a size × size grid over the data's range with a 10% margin, block by block as the
+    cost is, so that a wide hidden layer does not need (size², d1) activations at once; the point of each sample
     is a 3 × 3 pixel square in its label's colour. The image's top row is the largest second coordinate.
     """
     X, Y = X.detach().cpu().double(), Y.detach().cpu().reshape(-1)
@@ -54,8 +50,10 @@ def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: 
     u = torch.linspace(low[0], high[0], size, dtype=torch.float64)
     v = torch.linspace(high[1], low[1], size, dtype=torch.float64)
     grid = torch.cartesian_prod(v, u).flip(1)  # row-major over the image: (v, u) pairs as (x1, x2) points
-    W1 = model.W1
-    p = model.predict_proba(grid.to(device=W1.device, dtype=W1.dtype))[:, 0].double().cpu().reshape(size, size, 1)
+    grid = grid.to(device=model.W1.device, dtype=model.W1.dtype)
+    block_rows = auto_block_rows(model.W1)
+    p = torch.cat([model.predict_proba(grid[a:a + block_rows])[:, 0] for a in range(0, len(grid), block_rows)])
+    p = p.double().cpu().reshape(size, size, 1)
     image = (1 - p) * LIGHT[0].double() + p * LIGHT[1].double()  # (size, size, 3)
     col = ((X[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
     row = ((high[1] - X[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()

@@ -1,8 +1,10 @@
-"""Checkpoints: written atomically, read without running code, and rejected clearly when damaged.
+"""Checkpoints: written atomically, read without running code, rejected clearly when damaged, and resumed only
+into the run they belong to.
 
 A checkpoint is a dict of tensors and plain values saved with ``torch.save``: the model's and the optimizer's
-state, the history so far, the RNG states, the training config and the run's hyperparameters (from which the
-command line rebuilds the data and the model on ``--resume``).
+state, the history so far, the RNG states, the training config (with absolute paths), the run's hyperparameters
+(from which the command line rebuilds the data and the model on ``--resume``), the model's architecture, the
+optimizer's class and the fingerprint of the training data (see :class:`~torch_shallow.run.Fingerprint`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-FORMAT = "torch_shallow.checkpoint/1"
-REQUIRED = {"model": dict, "optimizer": dict, "history": dict, "rng": dict, "config": dict, "hparams": dict}
+from .run import fingerprint_changes
+
+FORMAT = "torch_shallow.checkpoint/2"
+REQUIRED = {"model": dict, "optimizer": dict, "history": dict, "rng": dict, "config": dict, "hparams": dict,
+            "architecture": dict, "optimizer_class": str, "data": dict}
+# Optimizer settings that choose an implementation, not the update: a resumed run may differ in these.
+IMPLEMENTATION_OPTIONS = {"params", "foreach", "fused", "capturable", "differentiable"}
 
 
 class CheckpointError(ValueError):
@@ -67,3 +75,67 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"checkpoint {path} has no valid {key!r} entry")
     return state
+
+
+def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, history: dict[str, Any],
+                   config: dict[str, Any], hparams: dict[str, object], data: dict[str, Any]) -> dict[str, Any]:
+    """Everything a resumed run needs, and what tells whether it is resumed into the same run."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "rng": rng,
+            "config": config, "hparams": dict(hparams), "architecture": architecture(model),
+            "optimizer_class": type(optimizer).__name__, "data": data}
+
+
+def architecture(model: nn.Module) -> dict[str, object]:
+    """What a checkpoint's weights mean: the model's sizes, activation and dtype."""
+    return {"in_features": model.in_features, "hidden_features": model.hidden_features,
+            "out_features": model.out_features, "activation": model.activation,
+            "dtype": str(model.W1.dtype).removeprefix("torch.")}
+
+
+def resume_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 data: dict[str, Any] | None) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` into ``model`` and ``optimizer`` and restore the RNG states, after checking
+    that it is this run's: the same architecture, optimizer class and hyperparameters, and (unless ``data`` is None)
+    the same training data. Returns the checkpoint's state for the caller's history.
+
+    Raises:
+        CheckpointError: the file cannot be used, or any of these differ, each difference named.
+    """
+    state = load_checkpoint(path)
+    problems = [f"the model was {_arch(state['architecture'])}, now {_arch(architecture(model))}"] if (
+        state["architecture"] != architecture(model)) else []
+    if state["optimizer_class"] != type(optimizer).__name__:
+        problems.append(f"the optimizer was {state['optimizer_class']}, now {type(optimizer).__name__}")
+    else:
+        problems += _hyperparameter_changes(state["optimizer"]["param_groups"],
+                                            optimizer.state_dict()["param_groups"])
+    if data is not None:
+        problems += [f"the training data changed: {change}" for change in fingerprint_changes(state["data"], data)]
+    if problems:
+        raise CheckpointError(f"checkpoint {path} belongs to another run: {'; '.join(problems)}. A resumed run "
+                              "continues with the model, data and hyperparameters it started with; to train its "
+                              "weights otherwise, start a new run from them (the command line's --init-from)")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path} does not fit this model or optimizer: {error}") from error
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state
+
+
+def _arch(a: dict[str, object]) -> str:
+    return (f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
+            f"activation={a['activation']!r}, {a['dtype']})")
+
+
+def _hyperparameter_changes(saved: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[str]:
+    if len(saved) != len(now):
+        return [f"the optimizer had {len(saved)} parameter groups, now {len(now)}"]
+    return [f"{key} was {a.get(key)!r}, now {b.get(key)!r}" for a, b in zip(saved, now)
+            for key in sorted((set(a) | set(b)) - IMPLEMENTATION_OPTIONS) if a.get(key) != b.get(key)]

@@ -1,0 +1,234 @@
+"""What makes a training run safe to stop, resume, move and repeat: its own directory, a lock held while it writes
+there, a fingerprint of the data it trains on, output paths checked before the first epoch, and signals that end it
+after a whole epoch.
+
+A run directory is created exclusively (``runs/planar-20261129-101500``, then ``-2``, ``-3``... if that name is
+taken), so that two runs never share one. While a run writes to its directory or checkpoint it holds an exclusive
+``flock`` on a lock file there: a second writer, a second resume of the same run among them, fails at once with the
+first one's process id. The operating system releases the lock when the process ends, however it ends, so a run
+killed by SIGKILL can be resumed at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from .distributed import all_reduce_sum_
+
+LOCK_NAME = ".lock"  # in a run directory; a checkpoint outside one is locked through ".<name>.lock" beside it
+
+
+class RunInUse(RuntimeError):
+    """Another process is writing to this run directory or checkpoint."""
+
+
+def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
+    """A new, empty run directory ``<root>/<experiment>-<YYYYmmdd-HHMMSS>``, created here (see :func:`new_run_dir`);
+    TensorBoard lists runs named so in the order they started."""
+    return new_run_dir(Path(root) / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def new_run_dir(path: str | Path) -> Path:
+    """Create ``path`` for a new run and return it; if it already holds a run, or another process is creating it,
+    ``path-2``, ``path-3``... instead. The claim is exclusive: of two processes asking for the same name at the
+    same moment, each gets its own directory."""
+    path = Path(path)
+    for k in range(1, 10_000):
+        candidate = path if k == 1 else path.with_name(f"{path.name}-{k}")
+        candidate.mkdir(parents=True, exist_ok=True)
+        if any(candidate.iterdir()):
+            continue  # an earlier run's files, or a run that has just claimed it
+        try:  # O_EXCL: of two processes that both saw the directory empty, one creates the lock file
+            os.close(os.open(candidate / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{path}: no free run directory name from {path.name}-2 to {path.name}-9999")
+
+
+def holds_run(directory: Path) -> bool:
+    """Whether a directory already holds a run's TensorBoard event files."""
+    return directory.is_dir() and any(directory.glob("events.out.tfevents.*"))
+
+
+@contextlib.contextmanager
+def locked(paths: list[Path]) -> Iterator[None]:
+    """Hold an exclusive lock on each run directory or checkpoint file in ``paths`` for the block.
+
+    The lock is an ``flock`` on a file holding the owner's process id (``.lock`` in a directory, ``.<name>.lock``
+    beside a file), removed when the block ends.
+
+    Raises:
+        RunInUse: another process holds one of them, naming it and that process.
+    """
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            lock = path / LOCK_NAME if path.is_dir() else path.with_name(f".{path.name}.lock")
+            fd = _lock(lock, path)
+            stack.callback(os.close, fd)  # closing the descriptor releases the lock...
+            stack.callback(lock.unlink, missing_ok=True)  # ...after the file is gone, so no one locks a stale one
+        yield
+
+
+def _lock(lock: Path, path: Path) -> int:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUse(f"{path} is in use by another training run (process {holder}); wait for it to end, "
+                           "or write elsewhere") from None
+        try:
+            same_file = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:  # not a file that its last owner removed after we opened it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def check_output_file(path: Path, what: str, *, create_parent: bool) -> None:
+    """Fail now, not after training, if ``path`` cannot be written: it is a directory, its directory is missing
+    (and may not be created) or not writable."""
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory; expected a file path")
+    if create_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise ValueError(f"{what} {path}: the directory {path.parent} does not exist")
+    check_writable_dir(path.parent, what)
+
+
+def check_writable_dir(directory: Path, what: str) -> None:
+    """Write and remove a small file in ``directory``: the one test that also catches read-only file systems."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ValueError(f"{what}: cannot write in {directory}: {error.strerror or error}") from None
+
+
+# Constants of SplitMix64's output function (Steele, Lea and Flood, "Fast splittable pseudorandom number
+# generators", OOPSLA 2014), as signed 64-bit integers; int64 products wrap modulo 2⁶⁴.
+_GAMMA, _M1, _M2 = (c - (1 << 64) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _shift_right(x: Tensor, k: int) -> Tensor:
+    return (x >> k) & ((1 << (64 - k)) - 1)  # logical, not arithmetic, shift
+
+
+def _mix(x: Tensor) -> Tensor:
+    x = (x ^ _shift_right(x, 30)) * _M1
+    x = (x ^ _shift_right(x, 27)) * _M2
+    return x ^ _shift_right(x, 31)
+
+
+class Fingerprint:
+    """Shape, dtype and a 64-bit hash of the bytes of the training data (X, Y), accumulated block by block.
+
+    The hash is Σ mix(bits of element k, k) mod 2⁶⁴ over the elements of the whole (n, d) array, k being the
+    element's global position. A sum of per-element hashes does not depend on how the rows are cut into blocks or
+    shared among the ranks of a distributed run, so a run can be resumed with another number of processes; mixing
+    in the position makes moved, swapped or edited values change it.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[int]] = {}  # name -> [hash, rows, width]
+        self.dtypes: dict[str, str] = {}
+
+    def update(self, name: str, rows: Tensor, first_row: int) -> None:
+        """Add ``rows``, the rows of ``name`` that start at global row ``first_row``."""
+        rows = rows.detach().contiguous()
+        width = rows.shape[1]
+        bits = rows.view(_INT[rows.element_size()]).to(torch.int64).reshape(-1)
+        position = torch.arange(first_row * width, first_row * width + bits.numel(), device=rows.device)
+        h = int(_mix(_mix(position * _GAMMA + (1 if name == "X" else 2)) ^ bits).sum())
+        part = self.parts.setdefault(name, [0, 0, width])
+        part[0], part[1] = (part[0] + h) % (1 << 64), part[1] + rows.shape[0]
+        self.dtypes[name] = str(rows.dtype).removeprefix("torch.")
+
+    def reduce(self, device: torch.device) -> dict[str, dict[str, object]]:
+        """The fingerprint of the whole data, summed over the ranks: {name: {"shape", "dtype", "hash"}}."""
+        names = sorted(self.parts)
+        # 16-bit limbs and row counts in float64: exact under any sum over ranks, so one float collective will do
+        flat = [float(v) for name in names for v in (*self._limbs(self.parts[name][0]), self.parts[name][1])]
+        total = torch.tensor(flat, dtype=torch.float64, device=device)
+        all_reduce_sum_([total])
+        out = {}
+        for name, values in zip(names, total.view(len(names), 5).tolist()):
+            h = sum(int(limb) << (16 * i) for i, limb in enumerate(values[:4])) % (1 << 64)
+            out[name] = {"shape": [int(values[4]), self.parts[name][2]], "dtype": self.dtypes[name],
+                         "hash": f"{h:016x}"}
+        return out
+
+    @staticmethod
+    def _limbs(h: int) -> list[int]:
+        return [(h >> (16 * i)) & 0xFFFF for i in range(4)]
+
+
+def fingerprint_changes(saved: dict[str, dict[str, object]], now: dict[str, dict[str, object]]) -> list[str]:
+    """What differs between two fingerprints, in words; empty when the data is the same."""
+    changes = []
+    for name in sorted(set(saved) | set(now)):
+        a, b = saved.get(name, {}), now.get(name, {})
+        for key, what in (("shape", "shape"), ("dtype", "dtype")):
+            if a.get(key) != b.get(key):
+                changes.append(f"{name}'s {what} was {_show(a.get(key))}, now {_show(b.get(key))}")
+        if a.get("shape") == b.get("shape") and a.get("dtype") == b.get("dtype") and a.get("hash") != b.get("hash"):
+            changes.append(f"{name}'s values differ (hash {a.get('hash')}, now {b.get('hash')})")
+    return changes
+
+
+def _show(value: object) -> str:
+    return f"({', '.join(map(str, value))})" if isinstance(value, list) else str(value)
+
+
+# Signals that end a run cleanly: Ctrl-C, and the SIGTERM of `docker stop`, SLURM preemption, systemd and torchrun
+# (which forwards a Ctrl-C to its workers as SIGTERM).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def deferred_stop_signals() -> Iterator[Callable[[], int]]:
+    """SIGINT and SIGTERM only raise a flag that the loop reads between epochs, so that an epoch is never cut in
+    half and a checkpoint can be written; yields a function returning the first signal's number, 0 if none.
+
+    A second Ctrl-C interrupts at once, except under ``torchrun``: there a Ctrl-C in the terminal reaches each
+    worker twice, from the terminal and forwarded by torchrun, which ends workers that take too long itself. More
+    SIGTERMs change nothing. Signals reach the main thread only; elsewhere nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
+        return
+    received: list[int] = []
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    second_ctrl_c_stops_at_once = "TORCHELASTIC_RUN_ID" not in os.environ  # set by torchrun in its workers
+
+    def handler(signum, frame):
+        if received and signum == signal.SIGINT and second_ctrl_c_stops_at_once:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    for s in STOP_SIGNALS:
+        signal.signal(s, handler)
+    try:
+        yield lambda: received[0] if received else 0
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
