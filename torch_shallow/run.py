@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
 
 from .distributed import all_reduce_sum_
 
@@ -46,6 +47,8 @@ def new_run_dir(path: str | Path) -> Path:
     path = Path(path)
     for k in range(1, 10_000):
         candidate = path if k == 1 else path.with_name(f"{path.name}-{k}")
+        if candidate.exists() and not candidate.is_dir():
+            raise ValueError(f"run directory {candidate} is a file; expected a directory")
         candidate.mkdir(parents=True, exist_ok=True)
         if any(candidate.iterdir()):
             continue  # an earlier run's files, or a run that has just claimed it
@@ -55,6 +58,44 @@ def new_run_dir(path: str | Path) -> Path:
             continue
         return candidate
     raise FileExistsError(f"{path}: no free run directory name from {path.name}-2 to {path.name}-9999")
+
+
+@contextlib.contextmanager
+def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str | Path | None,
+                purge_step: int | None) -> Iterator[SummaryWriter | None]:
+    """Check every output path, lock the run directory and the checkpoint, and open the TensorBoard writer, all
+    before the first epoch; yields the writer, or None without ``log_dir``. Paths are absolute.
+
+    A new run (``resume_from`` None) may not write into a directory that holds another run's event files, nor over
+    an existing checkpoint; a resumed one writes its own, which is the file it resumes from.
+    """
+    targets = []
+    if log_dir is not None:
+        if log_dir.exists() and not log_dir.is_dir():
+            raise ValueError(f"log_dir {log_dir} is a file; expected a directory")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(log_dir, "log_dir")
+        if resume_from is None and holds_run(log_dir):
+            raise ValueError(f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
+                             "with its own; choose a new directory, or resume that run")
+        targets.append(log_dir)
+    if checkpoint is not None:
+        check_output_file(checkpoint, "checkpoint", create_parent=True)
+        if checkpoint.exists() and (resume_from is None or Path(resume_from).absolute() != checkpoint):
+            raise ValueError(f"checkpoint {checkpoint} already exists and a new run would overwrite it; resume from "
+                             "it, or choose another path")
+        if checkpoint.parent != log_dir:
+            targets.append(checkpoint)
+    with locked(targets):
+        if log_dir is None:
+            yield None
+            return
+        writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+        try:
+            yield writer
+        finally:
+            with contextlib.suppress(OSError):  # a failure to write was reported where it happened
+                writer.close()
 
 
 def holds_run(directory: Path) -> bool:

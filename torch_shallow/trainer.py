@@ -16,7 +16,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -30,7 +30,7 @@ from .functional import auto_block_rows, cross_entropy, forward_pass, row_blocks
 from .module import ShallowNet
 from .ondisk import NpyRows
 from .parallel import threads_for_training
-from .run import Fingerprint, check_output_file, check_writable_dir, deferred_stop_signals, holds_run, locked
+from .run import STOP_SIGNALS, Fingerprint, deferred_stop_signals, run_outputs
 from .validation import check_features, check_targets
 
 # The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
@@ -214,7 +214,9 @@ def fit(
     epochs = range(history.epochs, history.epochs if history.converged else config.max_epochs)
     checkpoints = _Checkpoints(config, rank, lambda: training_state(
         model, optimizer, dataclasses.asdict(history), _plain(config), hparams, data))
-    with _outputs(config, rank, resume_from, history) as writer:
+    outputs = contextlib.nullcontext() if rank != 0 else run_outputs(  # only rank 0 writes
+        config.log_dir, config.checkpoint, resume_from, purge_step=history.epochs if resume_from is not None else None)
+    with outputs as writer:
         if writer is not None and history.epochs == 0:
             write_layout(writer)
             write_graph(writer, model, X[:1])
@@ -273,44 +275,6 @@ def _absolute(config: TrainConfig) -> TrainConfig:
 
 def _plain(config: TrainConfig) -> dict[str, object]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
-
-
-@contextlib.contextmanager
-def _outputs(config: TrainConfig, rank: int, resume_from: str | Path | None,
-             history: History) -> Iterator[SummaryWriter | None]:
-    """Rank 0 checks every output path, locks the run directory and checkpoint, and opens the TensorBoard writer,
-    all before the first epoch; yields the writer (None on other ranks, or without ``log_dir``)."""
-    if rank != 0:
-        yield None
-        return
-    resuming_into = resume_from is not None and Path(resume_from).absolute() == config.checkpoint
-    targets = []
-    if config.log_dir is not None:
-        if config.log_dir.exists() and not config.log_dir.is_dir():
-            raise ValueError(f"log_dir {config.log_dir} is a file; expected a directory")
-        config.log_dir.mkdir(parents=True, exist_ok=True)
-        check_writable_dir(config.log_dir, "log_dir")
-        if resume_from is None and holds_run(config.log_dir):
-            raise ValueError(f"log_dir {config.log_dir} already holds a run's TensorBoard files, which a new run "
-                             "would mix with its own; choose a new directory, or resume that run")
-        targets.append(config.log_dir)
-    if config.checkpoint is not None:
-        check_output_file(config.checkpoint, "checkpoint", create_parent=True)
-        if config.checkpoint.exists() and not resuming_into:
-            raise ValueError(f"checkpoint {config.checkpoint} already exists and a new run would overwrite it; "
-                             "resume from it, or choose another path")
-        if config.log_dir is None or config.checkpoint.parent != config.log_dir:
-            targets.append(config.checkpoint)
-    with locked(targets):
-        if config.log_dir is None:
-            yield None
-            return
-        writer = SummaryWriter(str(config.log_dir), purge_step=history.epochs if resume_from is not None else None)
-        try:
-            yield writer
-        finally:
-            with contextlib.suppress(OSError):  # its failure was reported where it happened
-                writer.close()
 
 
 class _Checkpoints:
@@ -432,10 +396,10 @@ def _checked_val(val: object, model: ShallowNet) -> tuple[Tensor, Tensor, int]:
 
 def _reduce_over_ranks(J: Tensor, model: ShallowNet, signalled: int) -> int:
     """Sum J, ∇J and the ranks' stop signals over the ranks in one collective, so that all of them stop after the
-    same epoch; returns this rank's signal, or SIGTERM for one that only another rank received, 0 for none."""
-    flag = J.new_tensor(float(signalled > 0))
-    all_reduce_sum_([J, *(p.grad for p in model.parameters() if p.grad is not None), flag])
-    return signalled or (int(signal.SIGTERM) if flag.item() > 0 else 0)
+    same epoch; returns the signal this rank received, else one that another rank received, 0 for none."""
+    flags = J.new_tensor([float(signalled == s) for s in STOP_SIGNALS])
+    all_reduce_sum_([J, *(p.grad for p in model.parameters() if p.grad is not None), flags])
+    return signalled or next((int(s) for s, count in zip(STOP_SIGNALS, flags.tolist()) if count > 0), 0)
 
 
 def _epoch_scalars(cost: float, model: ShallowNet, X: Tensor | NpyRows, Y: Tensor | NpyRows, n: int,
