@@ -403,6 +403,7 @@ def test_a_full_disk_stops_the_run_with_a_checkpoint(tmp_path):
     assert failed.returncode == 1
     assert "training stopped at epoch" in failed.stderr and "File too large" in failed.stderr
     assert "checkpoint written; resume from" in failed.stderr
+    assert "Traceback" not in failed.stderr  # one message, not TensorBoard's writer thread's traceback too
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     stopped = history_of(checkpoint)["epochs"]
     assert 0 < stopped < 20000

@@ -92,10 +92,28 @@ def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str 
             return
         writer = SummaryWriter(str(log_dir), purge_step=purge_step)
         try:
-            yield writer
+            with _quiet_writer_thread():
+                yield writer
         finally:
             with contextlib.suppress(OSError):  # a failure to write was reported where it happened
                 writer.close()
+
+
+@contextlib.contextmanager
+def _quiet_writer_thread() -> Iterator[None]:
+    """TensorBoard writes from a thread of its own, which prints a traceback when the disk fills up; the writer
+    raises the same error at the next write, and the trainer reports it with what it did about it, once."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (issubclass(args.exc_type, OSError) and type(args.thread).__module__.startswith("tensorboard.")):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def holds_run(directory: Path) -> bool:
