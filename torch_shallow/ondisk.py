@@ -1,21 +1,24 @@
 """Data larger than memory: features and labels in NumPy ``.npy`` files, read one block of rows at a time.
 
-A data directory holds ``X.npy`` (n, d) and ``Y.npy`` (n,) or (n, 1), C order, any numeric dtype.
+A data directory holds ``X.npy`` (n, d) and ``Y.npy`` (n,) or (n, 1), n ≥ 1, C order, any numeric dtype.
 :class:`NpyRows` reads rows with positioned file reads rather than a memory map, so that the process holds only
 the blocks it asked for, and a rank of a distributed run opens just its own row range. :func:`csv_to_npy` writes such a
-directory from a CSV file, streaming, without holding the file in memory.
+directory from a CSV file in one streaming pass, without holding the file in memory, and replaces the files atomically.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import sys
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from .data import csv_rows
+from .data import csv_chunks
 
 
 class NpyRows:
@@ -43,6 +46,8 @@ class NpyRows:
             raise ValueError(f"{self.path}: expected a 1-D or 2-D numeric array in C order, got shape {shape}, "
                              f"dtype {self._np_dtype}{', Fortran order' if fortran_order else ''}")
         n, self._width = shape[0], (shape[1] if len(shape) == 2 else 1)
+        if n == 0:
+            raise ValueError(f"{self.path} holds no rows; expected at least one sample")
         start, stop = rows or (0, n)
         if not 0 <= start <= stop <= n:
             raise ValueError(f"{self.path}: rows [{start}, {stop}) are outside the file's {n} rows")
@@ -90,32 +95,62 @@ def open_npy(directory: str | Path, rows: tuple[int, int] | None = None, dtype: 
 
 
 def csv_to_npy(csv_path: str | Path, directory: str | Path, label: str | None = None,
-               dtype: np.dtype = np.float32, chunk_rows: int = 65_536) -> int:
-    """Write X.npy and Y.npy in ``directory`` from a CSV file (see :func:`~torch_shallow.data.load_csv`).
+               dtype: npt.DTypeLike = np.float32, chunk_rows: int = 65_536) -> int:
+    """Write X.npy (n, d) and Y.npy (n,) in ``directory`` from a CSV file, read by :func:`~.data.csv_chunks`.
 
-    Two streaming passes: the first checks every row and counts them, the second writes ``chunk_rows`` rows at a
-    time after the ``.npy`` headers, so memory stays bounded whatever the file's size. Returns the number of rows.
+    One streaming pass, so the CSV file may be a pipe (``/dev/stdin``, ``<(zcat data.csv.gz)``): each ``.npy`` file
+    starts with a header holding a placeholder shape, gets ``chunk_rows`` rows at a time, and has its header rewritten
+    once n is known. Memory holds one chunk, whatever the file's size. Both files are written under hidden temporary
+    names in ``directory`` (created if missing) and renamed over X.npy and Y.npy once complete and on disk; on any
+    failure (a bad row, a full disk, Ctrl-C) the temporaries are removed and an X.npy and Y.npy that were there are
+    left as they were. Returns n, the number of rows.
+
+    Raises:
+        ValueError: naming the CSV file and line, as :func:`~torch_shallow.data.csv_chunks`.
+        OSError: when a file cannot be written.
     """
-    n, d = 0, None
-    for features, _ in csv_rows(csv_path, label):
-        n, d = n + 1, len(features)
-    if n == 0:
-        raise ValueError(f"{csv_path}: no data rows after the header")
-    directory = Path(directory)
+    directory, dtype = Path(directory), np.dtype(dtype)
     directory.mkdir(parents=True, exist_ok=True)
-    dtype = np.dtype(dtype)
-    with (directory / "X.npy").open("wb") as fx, (directory / "Y.npy").open("wb") as fy:
-        for f, shape in ((fx, (n, d)), (fy, (n,))):
-            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                     "fortran_order": False, "shape": shape})
-        xs, ys = [], []
-        for features, y in csv_rows(csv_path, label):
-            xs.append(features)
-            ys.append(y)
-            if len(xs) == chunk_rows:
-                fx.write(np.asarray(xs, dtype=dtype).tobytes())
-                fy.write(np.asarray(ys, dtype=dtype).tobytes())
-                xs, ys = [], []
-        fx.write(np.asarray(xs, dtype=dtype).reshape(-1, d).tobytes())
-        fy.write(np.asarray(ys, dtype=dtype).tobytes())
+    names = ("X.npy", "Y.npy")
+    temporaries = [directory / f".{name}.{os.getpid()}.tmp" for name in names]
+    try:
+        with temporaries[0].open("wb") as fx, temporaries[1].open("wb") as fy:
+            fx.write(_npy_header(dtype, (0, 0)))
+            fy.write(_npy_header(dtype, (0,)))
+            n = 0
+            for X, y in csv_chunks(csv_path, label, dtype, chunk_rows):
+                fx.write(X.tobytes())
+                fy.write(y.tobytes())
+                n, d = n + len(y), X.shape[1]
+            for f, shape in ((fx, (n, d)), (fy, (n,))):
+                f.seek(0)
+                f.write(_npy_header(dtype, shape))
+                f.flush()
+                os.fsync(f.fileno())  # the data is on disk before a rename can make it X.npy or Y.npy
+        for temporary, name in zip(temporaries, names):
+            temporary.replace(directory / name)
+    except BaseException:  # Ctrl-C too: no temporary stays behind
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the renames, which live in the directory, survive a crash
+    finally:
+        os.close(fd)
     return n
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` version 1.0 header of a C-order array, as in numpy.lib.format: the magic string and version, the
+    length of the rest as a little-endian uint16, and the dict literal padded with spaces and ending in "\\n", so that
+    the data starts at a multiple of 64 bytes. The padding leaves room for any shape with as many axes, so that a
+    header with a placeholder shape can be overwritten by the final one in place."""
+    def literal(shape: tuple[int, ...]) -> str:
+        return repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+
+    magic = b"\x93NUMPY\x01\x00"  # version 1.0
+    longest = literal((sys.maxsize,) * len(shape))
+    size = -(-(len(magic) + 2 + len(longest) + 1) // 64) * 64  # 2: the length field, 1: the closing newline
+    text = literal(shape).ljust(size - len(magic) - 2 - 1) + "\n"
+    return magic + struct.pack("<H", len(text)) + text.encode("latin1")
