@@ -25,6 +25,7 @@ activations instead of n-sized ones, and its backward only scales the finished g
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable
 
@@ -35,6 +36,7 @@ from torch.autograd.function import FunctionCtx
 
 from .activations import get_activation
 from .parallel import map_on_cores, row_ranges
+from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
@@ -75,42 +77,80 @@ def backward_pass(
     need_dX, need_dW1, need_db1, need_dW2, need_db2 = needs
     dX = dW1 = db1 = dW2 = db2 = None
     if need_db2:
-        db2 = dZ2.sum(0)  # dZ2ᵀ 1                       (d2,)
+        db2 = dZ2.sum(-2)  # dZ2ᵀ 1                      (d2,)
     if need_dW2:
-        dW2 = dZ2.T @ A1  # dZ2ᵀ A1                      (d2, d1)
+        dW2 = dZ2.mT @ A1  # dZ2ᵀ A1                     (d2, d1)
     if need_dX or need_dW1 or need_db1:
         dZ1 = (dZ2 @ W2).mul_(get_activation(activation).derivative(A1))  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
         if need_db1:
-            db1 = dZ1.sum(0)  # dZ1ᵀ 1                   (d1,)
+            db1 = dZ1.sum(-2)  # dZ1ᵀ 1                  (d1,)
         if need_dW1:
-            dW1 = dZ1.T @ X  # dZ1ᵀ X                    (d1, d)
+            dW1 = dZ1.mT @ X  # dZ1ᵀ X                   (d1, d)
         if need_dX:
             dX = dZ1 @ W1  # dZ1 W1                      (n, d)
     return dX, dW1, db1, dW2, db2
 
 
+def forward_tangent(
+    X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: str, X_dot: Tensor | None, W1_dot: Tensor | None,
+    b1_dot: Tensor | None, W2_dot: Tensor | None, b2_dot: Tensor | None,
+) -> Tensor:
+    """Ż2, the forward-mode derivative of Z2 along the tangents (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2) (None for zero), by the
+    product rule on the forward pass::
+
+        Ż1 = ḃ1ᵀ + Ẋ W1ᵀ + X Ẇ1ᵀ     Ȧ1 = σ'(Z1) ∘ Ż1     Ż2 = ḃ2ᵀ + Ȧ1 W2ᵀ + A1 Ẇ2ᵀ
+    """
+    terms = [X_dot @ W1.mT if X_dot is not None else None, X @ W1_dot.mT if W1_dot is not None else None, b1_dot]
+    Z1_dot = functools.reduce(torch.add, [t for t in terms if t is not None], torch.zeros_like(A1))  # (n, d1)
+    A1_dot = get_activation(activation).derivative(A1) * Z1_dot  # σ'(Z1) ∘ Ż1
+    Z2_dot = A1_dot @ W2.mT  # Ȧ1 W2ᵀ                                                                (n, d2)
+    if W2_dot is not None:
+        Z2_dot = Z2_dot + A1 @ W2_dot.mT
+    return Z2_dot if b2_dot is None else Z2_dot + b2_dot
+
+
 class ShallowNetFunction(torch.autograd.Function):
-    """(X, W1, b1, W2, b2, activation) -> Z2, the logits (n, d2), with the slides' backward formulas.
+    """(X, W1, b1, W2, b2, activation="sigmoid") -> (Z2, A1): the logits (n, d2) with the slides' backward formulas,
+    and the hidden activations (n, d1) that backward needs, returned as PyTorch's guide to ``setup_context``
+    recommends for such intermediates and not differentiable; :func:`shallow_net` returns Z2 alone.
 
     Backward takes any upstream gradient dZ2, so the network can sit inside a larger model, and returns dX
     too when X requires a gradient. Of the activations it keeps A1 alone; σ'(Z1) is recomputed from A1, so Z1
-    is not kept. Under ``create_graph=True`` backward recomputes A1 from X, W1, b1 with tracked operations, so that
-    the same formulas are differentiable again (Hessian-vector products, ``gradgradcheck``).
+    is not kept. Under ``create_graph=True`` and under ``torch.func`` transforms, backward recomputes A1 from X, W1,
+    b1 with tracked operations, so that the same formulas are differentiable again (Hessian-vector products,
+    ``gradgradcheck``). ``jvp`` gives forward-mode derivatives (:func:`forward_tangent`, for ``torch.func.jvp``
+    and ``jacfwd``); ``vmap`` batches the same formulas (``generate_vmap_rule``).
     """
 
-    @staticmethod
-    def forward(ctx: FunctionCtx, X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> Tensor:
-        A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
-        ctx.save_for_backward(X, W1, b1, W2, A1)
-        ctx.activation = activation
-        return Z2
+    generate_vmap_rule = True
 
     @staticmethod
-    def backward(ctx: FunctionCtx, dZ2: Tensor) -> tuple[Tensor | None, ...]:
+    def forward(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
+                activation: str = "sigmoid") -> tuple[Tensor, Tensor]:
+        A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
+        return Z2, A1
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+        X, W1, b1, W2, _, *activation = inputs
+        _, A1 = output
+        ctx.activation = activation[0] if activation else "sigmoid"
+        ctx.mark_non_differentiable(A1)
+        ctx.save_for_backward(X, W1, b1, W2, A1)
+        ctx.save_for_forward(X, W1, W2, A1)
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, dZ2: Tensor, _: Tensor | None) -> tuple[Tensor | None, ...]:
         X, W1, b1, W2, A1 = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: the saved A1 would be a constant to autograd
+        if torch.is_grad_enabled():  # create_graph=True or a transform: the saved A1 would be a constant to autograd
             A1 = hidden_layer(X, W1, b1, ctx.activation)
         return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
+
+    @staticmethod
+    def jvp(ctx: FunctionCtx, X_dot: Tensor | None, W1_dot: Tensor | None, b1_dot: Tensor | None,
+            W2_dot: Tensor | None, b2_dot: Tensor | None, *_: None) -> tuple[Tensor, None]:
+        X, W1, W2, A1 = ctx.saved_tensors
+        return forward_tangent(X, W1, W2, A1, ctx.activation, X_dot, W1_dot, b1_dot, W2_dot, b2_dot), None
 
 
 def auto_block_rows(W1: Tensor) -> int:
@@ -185,45 +225,83 @@ def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
 
 
 class ShallowBCEFunction(torch.autograd.Function):
-    """(X, Y, W1, b1, W2, b2, activation, block_rows, compute_gradients) -> J, the slides' cost, a scalar.
+    """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, needs=(False,) * 5) -> (J, dX, dW1, db1, dW2, db2).
 
-    Forward computes J and, when ``compute_gradients`` is true, its gradients with respect to the inputs that
-    require one, in one sweep over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks
-    :func:`auto_block_rows`). Of what it computes it keeps only those gradients. Backward scales them by the
-    incoming ∂L/∂J, which is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. Under ``create_graph=True`` backward
-    instead runs the sweep again on the saved inputs with tracked operations, so that the gradients are
-    differentiable (Hessian-vector products, ``gradgradcheck``). ``compute_gradients`` is false under
-    ``torch.no_grad``, where ``needs_input_grad`` still reports ``requires_grad``. Y is data: asking for its
-    gradient is an error.
+    J is the slides' cost, a scalar. Forward computes it, and the gradients flagged in ``needs`` (in the order dX,
+    dW1, db1, dW2, db2; None for the others), in one sweep over blocks of ``block_rows`` rows
+    (:func:`cost_and_gradients`; None picks :func:`auto_block_rows`), and returns them beside J, not
+    differentiable: :func:`shallow_bce` asks for those of the inputs that require a gradient and returns J alone.
+    Backward scales them by the incoming ∂L/∂J, which is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. Where they were
+    not computed ahead, or under ``create_graph=True``, backward runs the sweep on the saved inputs with tracked
+    operations, so that the gradients are differentiable (Hessian-vector products, ``gradgradcheck``); so it does
+    under ``torch.func`` transforms, where ``needs`` is all False. ``jvp`` gives J̇ = Σ ⟨∇J, θ̇⟩ from the same sweep,
+    and ``vmap`` batches the same formulas (``generate_vmap_rule``). Y is data: asking for its gradient is an error.
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
-        activation: str = "sigmoid", block_rows: int | None = None, compute_gradients: bool = True,
-    ) -> Tensor:
-        check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
-        needs = ctx.needs_input_grad
-        needs = tuple(compute_gradients and need for need in needs[:1] + needs[2:6])
+        X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
+        block_rows: int | None = None, needs: tuple[bool, ...] = (False,) * 5,
+    ) -> tuple[Tensor | None, ...]:
         J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows)
-        ctx.save_for_backward(*gradients, X, Y, W1, b1, W2, b2)  # the inputs are references, not copies
-        ctx.activation, ctx.block_rows, ctx.needs = activation, block_rows, needs
-        return J
+        return J, *gradients
 
     @staticmethod
-    def backward(ctx: FunctionCtx, dJ: Tensor) -> tuple[Tensor | None, ...]:
-        gradients, inputs = ctx.saved_tensors[:5], ctx.saved_tensors[5:]
-        if torch.is_grad_enabled():  # create_graph=True: the saved gradients would be constants to autograd
-            X, Y, W1, b1, W2, b2 = inputs
-            _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, ctx.needs, ctx.block_rows)
+    def setup_context(ctx: FunctionCtx, inputs: tuple, output: tuple[Tensor | None, ...]) -> None:
+        check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
+        X, Y, W1, b1, W2, b2, *options = inputs
+        defaults = ("sigmoid", None, (False,) * 5)  # activation, block_rows, needs: apply may leave them out
+        ctx.activation, ctx.block_rows, ctx.computed = (*options, *defaults[len(options):])
+        gradients = output[1:]
+        ctx.mark_non_differentiable(*(g for g in gradients if g is not None))
+        ctx.save_for_backward(X, Y, W1, b1, W2, b2, *gradients)  # the inputs are references, not copies
+        ctx.save_for_forward(X, Y, W1, b1, W2, b2)
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, dJ: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
+        X, Y, W1, b1, W2, b2, *gradients = ctx.saved_tensors
+        wanted = ctx.needs_input_grad[:1] + ctx.needs_input_grad[2:6]
+        if torch.is_grad_enabled() or any(w and not c for w, c in zip(wanted, ctx.computed)):
+            _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows)
         dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in gradients)
         return dX, None, dW1, db1, dW2, db2, None, None, None
 
+    @staticmethod
+    def jvp(ctx: FunctionCtx, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
+            ) -> tuple[Tensor | None, ...]:
+        X, Y, W1, b1, W2, b2 = ctx.saved_tensors
+        dots = (X_dot, *tangents[:4])  # (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2)
+        _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots),
+                                          ctx.block_rows)
+        J_dot = sum((g * t).sum() for g, t in zip(gradients, dots) if t is not None)
+        return J_dot, None, None, None, None, None
+
+
+def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.AbstractContextManager]:
+    """Under ``torch.autocast``, the tensors cast as autocast casts a matrix product's inputs (float32 to the
+    autocast dtype; float64 stays), and a context that turns autocast off for the Function, which then runs in one
+    dtype; elsewhere the tensors as they are. (``torch.amp.custom_fwd`` does the same, but for a ``forward``
+    method of one device type.)"""
+    device_type = tensors[0].device.type
+    if not torch.is_autocast_enabled(device_type):
+        return tensors, contextlib.nullcontext()
+    dtype = torch.get_autocast_dtype(device_type)
+    cast = tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors)
+    return cast, torch.autocast(device_type, enabled=False)
+
 
 def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid") -> Tensor:
-    """Logits Z2 (n, d2) of the slides' network; see :class:`ShallowNetFunction`. Checks its inputs first."""
+    """Logits Z2 (n, d2) of the slides' network; see :class:`ShallowNetFunction`. Checks its inputs first.
+
+    Under ``torch.autocast`` it runs as ``Linear → σ → Linear`` does: in the autocast dtype, with gradients
+    returned to the inputs in their own dtypes.
+    """
+    (X, W1, b1, W2, b2), autocast = _autocast(X, W1, b1, W2, b2)
     check_net_inputs(X, W1, b1, W2, b2, activation)
-    return ShallowNetFunction.apply(X, W1, b1, W2, b2, activation)
+    with autocast:
+        return ShallowNetFunction.apply(X, W1, b1, W2, b2, activation)[0]
 
 
 def shallow_bce(
@@ -235,8 +313,13 @@ def shallow_bce(
     Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels. ``block_rows`` sets the
     rows per block of the sweep; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
     skips the checks of X and Y, for a loop that checked them once already (``fit``) and passes Y as (n, d2) in
-    X's dtype; the checks read the data, which costs as much as the rest of a step on small data.
+    X's dtype; the checks read the data, which costs as much as the rest of a step on small data. Under
+    ``torch.autocast`` the products run in the autocast dtype and J is accumulated and returned in float32.
     """
+    (X, W1, b1, W2, b2), autocast = _autocast(X, W1, b1, W2, b2)
     if check_inputs:
         Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows)
-    return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation, block_rows, torch.is_grad_enabled())
+    # In plain eager mode the sweep computes the wanted gradients beside J; traced or transformed, backward does.
+    needs = tuple(plain_eager() and torch.is_grad_enabled() and t.requires_grad for t in (X, W1, b1, W2, b2))
+    with autocast:
+        return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs)[0]

@@ -17,6 +17,8 @@ from typing import Callable, Iterator, TypeVar
 import torch
 from torch import Tensor
 
+from .tracing import plain_eager
+
 T = TypeVar("T")
 
 # ATen splits element-wise work across threads only above this many elements (at::internal::GRAIN_SIZE).
@@ -44,14 +46,15 @@ def threads_for_training(X: Tensor, hidden_features: int) -> contextlib.Abstract
 
 def row_ranges(X: Tensor, block_rows: int) -> list[tuple[int, int]]:
     """Contiguous ranges of rows of X, one per intra-op thread, cut at block boundaries; one range for all rows
-    where there are fewer than two blocks per thread, for data on a GPU, and while autograd records (the
-    double-backward path), which stays on one thread. X is a tensor or on-disk rows (:class:`NpyRows`)."""
+    where there are fewer than two blocks per thread, for data on a GPU, while autograd records (the
+    double-backward path), and under a transform or trace (:mod:`~torch_shallow.tracing`), which all stay on the
+    calling thread. X is a tensor or on-disk rows (:class:`NpyRows`)."""
     n = X.shape[0]
     blocks = -(-n // block_rows)
     if blocks < 2:  # first, and cheapest: small data is swept at every epoch of a long training run
         return [(0, n)]
     workers = torch.get_num_threads()
-    if workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled():
+    if workers == 1 or blocks < 2 * workers or X.device.type != "cpu" or torch.is_grad_enabled() or not plain_eager():
         return [(0, n)]
     cuts = [min(n, (blocks * k // workers) * block_rows) for k in range(workers + 1)]
     return list(zip(cuts[:-1], cuts[1:]))

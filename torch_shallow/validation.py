@@ -2,7 +2,8 @@
 and what came, so that bad input fails here and not as a NaN epochs later or deep inside PyTorch.
 
 Value checks (NaN, inf, labels outside [0, 1]) read the data and synchronise with the device, so they run in
-eager mode only; under ``torch.compile`` and ``torch.jit.trace`` the shape, dtype and device checks still hold.
+plain eager mode only (:mod:`~torch_shallow.tracing`); under ``torch.compile``, ``torch.export``,
+``torch.jit.trace`` and the ``torch.func`` transforms the shape, dtype and device checks still hold.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from .activations import get_activation
 from .parallel import intra_op_threads
+from .tracing import plain_eager
 
 
 def _describe(t: Tensor) -> str:
@@ -24,10 +26,6 @@ def _require_tensor(name: str, t: object) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     return t
-
-
-def _checking_values() -> bool:
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
 # The value checks read the data on one intra-op thread: a parallel reduction would leave OpenMP's helper threads
@@ -79,7 +77,7 @@ def check_features(X: Tensor, W1: Tensor) -> None:
         raise ValueError(f"X is on {X.device} but the parameters are on {W1.device}; move one with .to()")
     if X.dtype != W1.dtype:
         raise TypeError(f"X has dtype {X.dtype} but the parameters have {W1.dtype}; convert one with .to()")
-    if _checking_values() and not _all_finite(X):
+    if plain_eager() and not _all_finite(X):
         raise ValueError(f"X contains NaN or inf ({_describe(X)})")
 
 
@@ -101,7 +99,7 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
     if Y.is_complex():
         raise TypeError(f"Y must hold real labels, got dtype {Y.dtype}")
     Y = Y.detach().to(like.dtype)
-    if _checking_values():
+    if plain_eager():
         with intra_op_threads(1):
             low, high = (v.item() for v in torch.aminmax(Y))  # NaN propagates into both
         if not (math.isfinite(low) and math.isfinite(high)):
