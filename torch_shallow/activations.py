@@ -44,3 +44,33 @@ def get_activation(name: str) -> Activation:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None
+
+
+# A stack of models along a leading axis (a sweep) may mix activations: ``activation`` is then a tuple with one name
+# per model, applied to each run of equal names along that axis as one operation.
+
+
+def activate_(Z1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
+    """A1 = σ(Z1), in place; Z1 (n, d1), or (K, n, d1) for K models with one name each in ``activation``."""
+    if isinstance(activation, str):
+        return get_activation(activation).forward(Z1)
+    for name, models in _runs(activation):
+        get_activation(name).forward(Z1[models])
+    return Z1
+
+
+def derivative(A1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
+    """σ'(Z1) from A1 = σ(Z1), in a new tensor; shapes as in :func:`activate_`."""
+    if isinstance(activation, str):
+        return get_activation(activation).derivative(A1)
+    return torch.cat([get_activation(name).derivative(A1[models]) for name, models in _runs(activation)])
+
+
+def _runs(activation: str | tuple[str, ...]) -> list[tuple[str, slice]]:
+    """(name, slice of the model axis) for each run of equal names in ``activation``."""
+    runs, start = [], 0
+    for k in range(1, len(activation) + 1):
+        if k == len(activation) or activation[k] != activation[start]:
+            runs.append((activation[start], slice(start, k)))
+            start = k
+    return runs

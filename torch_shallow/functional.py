@@ -28,43 +28,77 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from .activations import get_activation
+from .activations import activate_, derivative
 from .parallel import map_on_cores, row_ranges
 from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
+Activations = str | tuple[str, ...]  # one σ, or one per model of a stack (see activations.activate_)
 
 
-def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: str) -> Tensor:
+def affine(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """bᵀ + X Wᵀ, the bias row broadcast to every sample: (n, out) from X (n, in), W (out, in), b (out,); or, for a
+    stack of K models along a leading axis, (K, n, out) from W (K, out, in), b (K, out) and X (n, in) shared by all
+    or (K, n, in). One fused kernel either way (``addmm`` through ``F.linear``, or ``baddbmm``)."""
+    if W.dim() == 2:
+        return F.linear(X, W, b)
+    return torch.baddbmm(b.unsqueeze(-2), X.expand(W.shape[0], *X.shape[-2:]), W.mT)
+
+
+def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: Activations) -> Tensor:
     """A1 = σ(Z1), Z1 = b1ᵀ + X W1ᵀ (n, d1)."""
-    Z1 = F.linear(X, W1, b1)  # b1ᵀ + X W1ᵀ, the bias row broadcast to every sample
-    return get_activation(activation).forward(Z1)
+    return activate_(affine(X, W1, b1), activation)
 
 
-def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> tuple[Tensor, Tensor]:
-    """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2))."""
+def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
+                 activation: Activations) -> tuple[Tensor, Tensor]:
+    """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2)), with a leading model axis
+    for a stack of models."""
     A1 = hidden_layer(X, W1, b1, activation)
-    Z2 = F.linear(A1, W2, b2)  # b2ᵀ + A1 W2ᵀ
+    Z2 = affine(A1, W2, b2)  # b2ᵀ + A1 W2ᵀ
     return A1, Z2
 
 
-def cross_entropy(Z2: Tensor, Y: Tensor, n: int) -> Tensor:
-    """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } with A2 = σ(Z2), computed from the logits Z2.
+OUTPUTS = ("sigmoid", "softmax")  # the output units: independent binary labels (the slides), or one of K classes
+
+
+def probabilities(Z2: Tensor, output: str = "sigmoid") -> Tensor:
+    """A2 from the logits Z2 (n, d2): σ(Z2) for the slides' sigmoid units, or softmax(Z2) over each row."""
+    return torch.sigmoid(Z2) if output == "sigmoid" else torch.softmax(Z2, dim=-1)
+
+
+def cross_entropy(Z2: Tensor, Y: Tensor, n: int, output: str = "sigmoid") -> Tensor:
+    """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } with A2 = σ(Z2), computed from the logits Z2; with softmax
+    outputs, J = -(1/n) Σ_i Σ_k Y_ik log A2_ik.
 
     With log σ(z) = z - log(1 + eᶻ) and log(1 - σ(z)) = -log(1 + eᶻ), each term is log(1 + eᶻ) - y z, and
     ``softplus`` evaluates log(1 + eᶻ) without overflow or log(0): a saturated output unit gives a large, finite
-    cost. Z2 and Y may be a block of the n rows; the block's share of J is still divided by the full n.
-    For float16 and bfloat16 the sum runs, and J is returned, in float32, as autocast does for losses: a sum of n
-    costs overflows float16 long before J does.
+    cost. With softmax, -log A2_ik = logsumexp(Z2_i) - Z2_ik, which ``logsumexp`` evaluates as stably. Z2 and Y may
+    be a block of the n rows; the block's share of J is still divided by the full n. For a stack of models (a
+    leading axis on Z2) J has one entry per model. For float16 and bfloat16 the sum runs, and J is returned, in
+    float32, as autocast does for losses: a sum of n costs overflows float16 long before J does.
     """
-    return (F.softplus(Z2) - Y * Z2).sum(dtype=torch.promote_types(Z2.dtype, torch.float32)) / n
+    if output == "sigmoid":
+        terms = F.softplus(Z2) - Y * Z2
+    else:
+        terms = Y * (torch.logsumexp(Z2, dim=-1, keepdim=True) - Z2)
+    return terms.sum(dim=(-2, -1), dtype=torch.promote_types(Z2.dtype, torch.float32)) / n
+
+
+def right_answers(Z2: Tensor, Y: Tensor, output: str = "sigmoid") -> Tensor:
+    """How many labels the logits predict: sigmoid units, each unit with A2 > 0.5 (Z2 > 0) against Y > 0.5;
+    softmax, each row's argmax against Y's. One count per model of a stack."""
+    if output == "sigmoid":
+        return ((Z2 > 0) == (Y > 0.5)).sum(dim=(-2, -1))
+    return (Z2.argmax(-1) == Y.argmax(-1)).sum(-1)
 
 
 def backward_pass(
@@ -81,7 +115,7 @@ def backward_pass(
     if need_dW2:
         dW2 = dZ2.mT @ A1  # dZ2ᵀ A1                     (d2, d1)
     if need_dX or need_dW1 or need_db1:
-        dZ1 = (dZ2 @ W2).mul_(get_activation(activation).derivative(A1))  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
+        dZ1 = (dZ2 @ W2).mul_(derivative(A1, activation))  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
         if need_db1:
             db1 = dZ1.sum(-2)  # dZ1ᵀ 1                  (d1,)
         if need_dW1:
@@ -102,7 +136,7 @@ def forward_tangent(
     """
     terms = [X_dot @ W1.mT if X_dot is not None else None, X @ W1_dot.mT if W1_dot is not None else None, b1_dot]
     Z1_dot = functools.reduce(torch.add, [t for t in terms if t is not None], torch.zeros_like(A1))  # (n, d1)
-    A1_dot = get_activation(activation).derivative(A1) * Z1_dot  # σ'(Z1) ∘ Ż1
+    A1_dot = derivative(A1, activation) * Z1_dot  # σ'(Z1) ∘ Ż1
     Z2_dot = A1_dot @ W2.mT  # Ȧ1 W2ᵀ                                                                (n, d2)
     if W2_dot is not None:
         Z2_dot = Z2_dot + A1 @ W2_dot.mT
@@ -160,18 +194,30 @@ def auto_block_rows(W1: Tensor) -> int:
     return max(256, (1 << 20) // (W1.shape[0] * W1.element_size()))
 
 
+class Sweep(NamedTuple):
+    """What one sweep over the rows gives."""
+
+    J: Tensor  # the cost, a scalar, or (K,) for a stack of K models
+    gradients: Gradients  # (dX, dW1, db1, dW2, db2), None where not asked for
+    right: Tensor | None  # labels predicted right (see right_answers), if asked for
+
+
 def cost_and_gradients(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str,
-    needs: tuple[bool, ...], block_rows: int | None = None, n: int | None = None,
-) -> tuple[Tensor, Gradients]:
+    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: Activations,
+    needs: tuple[bool, ...], block_rows: int | None = None, n: int | None = None, output: str = "sigmoid",
+    count_right: bool = False,
+) -> Sweep:
     """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
 
     Each block runs the forward pass, adds its share of J, and, when any gradient is needed, takes the slides'
-    dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass`. dW1, db1, dW2, db2 are sums over samples, so
-    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked. ``block_rows=None`` picks
-    :func:`auto_block_rows`. No autograd graph is built: call it under ``torch.no_grad``, or through
-    :class:`ShallowBCEFunction`.
+    dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass` (for softmax outputs too: the derivative of
+    their cross-entropy with respect to Z2 has the same form). dW1, db1, dW2, db2 are sums over samples, so
+    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked. ``count_right`` also counts the
+    labels predicted right, from the same logits. ``block_rows=None`` picks :func:`auto_block_rows`. No autograd
+    graph is built: call it under ``torch.no_grad``, or through :class:`ShallowBCEFunction`.
 
+    The parameters may carry a leading axis of K models (W1 (K, d1, d), ...; ``activation`` one name or one per
+    model), all trained on the same X: J and the counts then have one entry per model, the gradients that axis.
     X and Y are tensors, or anything with ``shape`` and row slicing such as
     :class:`~torch_shallow.ondisk.NpyRows`. ``n`` is the number of samples J averages over, X's rows by default;
     a rank of a distributed run passes the global n, so that the ranks' results add up to the full-batch ones.
@@ -183,26 +229,30 @@ def cost_and_gradients(
     elif block_rows is None:
         block_rows = auto_block_rows(W1)
 
-    def sweep(start: int, stop: int) -> tuple[Tensor, Gradients]:
-        J, sums, dX_blocks = None, (None,) * 4, []
+    def sweep(start: int, stop: int) -> Sweep:
+        J = right = None
+        sums, dX_blocks = (None,) * 4, []
         for X_rows, Y_rows in row_blocks(X, Y, block_rows, start, stop):
             A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
-            J = _add(J, cross_entropy(Z2, Y_rows, n))
+            J = _add(J, cross_entropy(Z2, Y_rows, n, output))
+            if count_right:
+                right = _add(right, right_answers(Z2, Y_rows, output))
             if any(needs):
-                dZ2 = (torch.sigmoid(Z2) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
+                dZ2 = (probabilities(Z2, output) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
                 dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
                 sums = tuple(_add(total, part) for total, part in zip(sums, parts))
                 dX_blocks.append(dX_rows)
-        return J, (_stack(dX_blocks) if needs[0] else None, *sums)
+        return Sweep(J, (_stack(dX_blocks) if needs[0] else None, *sums), right)
 
     # Each core sweeps its own range of blocks (see parallel.py); the ranges' results combine as the blocks' do.
     ranges = map_on_cores(sweep, row_ranges(X, block_rows))
     if len(ranges) == 1:
         return ranges[0]
-    J = functools.reduce(_add, [J for J, _ in ranges])
-    dX = _stack([gradients[0] for _, gradients in ranges]) if needs[0] else None
-    sums = [functools.reduce(_add, column) for column in zip(*[gradients[1:] for _, gradients in ranges])]
-    return J, (dX, *sums)
+    J = functools.reduce(_add, [part.J for part in ranges])
+    right = functools.reduce(_add, [part.right for part in ranges]) if count_right else None
+    dX = _stack([part.gradients[0] for part in ranges]) if needs[0] else None
+    sums = [functools.reduce(_add, column) for column in zip(*[part.gradients[1:] for part in ranges])]
+    return Sweep(J, (dX, *sums), right)
 
 
 def _stack(rows: list[Tensor]) -> Tensor:
@@ -225,12 +275,14 @@ def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
 
 
 class ShallowBCEFunction(torch.autograd.Function):
-    """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, needs=(False,) * 5) -> (J, dX, dW1, db1, dW2, db2).
+    """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, needs=(False,) * 5, output="sigmoid")
+    -> (J, dX, dW1, db1, dW2, db2).
 
-    J is the slides' cost, a scalar. Forward computes it, and the gradients flagged in ``needs`` (in the order dX,
-    dW1, db1, dW2, db2; None for the others), in one sweep over blocks of ``block_rows`` rows
-    (:func:`cost_and_gradients`; None picks :func:`auto_block_rows`), and returns them beside J, not
-    differentiable: :func:`shallow_bce` asks for those of the inputs that require a gradient and returns J alone.
+    J is the slides' cost, a scalar (the categorical cross-entropy for ``output="softmax"``). Forward computes it,
+    and the gradients flagged in ``needs`` (in the order dX, dW1, db1, dW2, db2; None for the others), in one sweep
+    over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks :func:`auto_block_rows`), and returns
+    them beside J, not differentiable: :func:`shallow_bce` asks for those of the inputs that require a gradient and
+    returns J alone.
     Backward scales them by the incoming ∂L/∂J, which is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. Where they were
     not computed ahead, or under ``create_graph=True``, backward runs the sweep on the saved inputs with tracked
     operations, so that the gradients are differentiable (Hessian-vector products, ``gradgradcheck``); so it does
@@ -243,17 +295,17 @@ class ShallowBCEFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
-        block_rows: int | None = None, needs: tuple[bool, ...] = (False,) * 5,
+        block_rows: int | None = None, needs: tuple[bool, ...] = (False,) * 5, output: str = "sigmoid",
     ) -> tuple[Tensor | None, ...]:
-        J, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows)
+        J, gradients, _ = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows, output=output)
         return J, *gradients
 
     @staticmethod
     def setup_context(ctx: FunctionCtx, inputs: tuple, output: tuple[Tensor | None, ...]) -> None:
         check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
         X, Y, W1, b1, W2, b2, *options = inputs
-        defaults = ("sigmoid", None, (False,) * 5)  # activation, block_rows, needs: apply may leave them out
-        ctx.activation, ctx.block_rows, ctx.computed = (*options, *defaults[len(options):])
+        defaults = ("sigmoid", None, (False,) * 5, "sigmoid")  # apply may leave these options out
+        ctx.activation, ctx.block_rows, ctx.computed, ctx.output = (*options, *defaults[len(options):])
         gradients = output[1:]
         ctx.mark_non_differentiable(*(g for g in gradients if g is not None))
         ctx.save_for_backward(X, Y, W1, b1, W2, b2, *gradients)  # the inputs are references, not copies
@@ -264,19 +316,30 @@ class ShallowBCEFunction(torch.autograd.Function):
         X, Y, W1, b1, W2, b2, *gradients = ctx.saved_tensors
         wanted = ctx.needs_input_grad[:1] + ctx.needs_input_grad[2:6]
         if torch.is_grad_enabled() or any(w and not c for w, c in zip(wanted, ctx.computed)):
-            _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows)
+            gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows,
+                                           output=ctx.output).gradients
         dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in gradients)
-        return dX, None, dW1, db1, dW2, db2, None, None, None
+        return dX, None, dW1, db1, dW2, db2, None, None, None, None
 
     @staticmethod
     def jvp(ctx: FunctionCtx, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
             ) -> tuple[Tensor | None, ...]:
         X, Y, W1, b1, W2, b2 = ctx.saved_tensors
         dots = (X_dot, *tangents[:4])  # (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2)
-        _, gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots),
-                                          ctx.block_rows)
+        gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots),
+                                       ctx.block_rows, output=ctx.output).gradients
         J_dot = sum((g * t).sum() for g, t in zip(gradients, dots) if t is not None)
         return J_dot, None, None, None, None, None
+
+
+# Dynamo refuses to trace an autograd.Function with a custom jvp (a graph break, an error under fullgraph=True), and a
+# compiled graph needs none: under torch.compile the wrappers below apply these variants without forward mode.
+class _CompiledShallowNet(ShallowNetFunction):
+    jvp = staticmethod(torch.autograd.Function.jvp)
+
+
+class _CompiledShallowBCE(ShallowBCEFunction):
+    jvp = staticmethod(torch.autograd.Function.jvp)
 
 
 def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.AbstractContextManager]:
@@ -284,11 +347,12 @@ def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.Abstract
     autocast dtype; float64 stays), and a context that turns autocast off for the Function, which then runs in one
     dtype; elsewhere the tensors as they are. (``torch.amp.custom_fwd`` does the same, but for a ``forward``
     method of one device type.)"""
-    device_type = tensors[0].device.type
-    if not torch.is_autocast_enabled(device_type):
+    device_type = next((t.device.type for t in tensors[1:] if isinstance(t, Tensor)), None)  # the parameters'
+    if device_type is None or not torch.is_autocast_enabled(device_type):
         return tensors, contextlib.nullcontext()
     dtype = torch.get_autocast_dtype(device_type)
-    cast = tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors)
+    cast = tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
+                 for t in tensors)
     return cast, torch.autocast(device_type, enabled=False)
 
 
@@ -301,14 +365,16 @@ def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activ
     (X, W1, b1, W2, b2), autocast = _autocast(X, W1, b1, W2, b2)
     check_net_inputs(X, W1, b1, W2, b2, activation)
     with autocast:
-        return ShallowNetFunction.apply(X, W1, b1, W2, b2, activation)[0]
+        function = _CompiledShallowNet if torch.compiler.is_compiling() else ShallowNetFunction
+        return function.apply(X, W1, b1, W2, b2, activation)[0]
 
 
 def shallow_bce(
     X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
-    *, block_rows: int | None = None, check_inputs: bool = True,
+    *, output: str = "sigmoid", block_rows: int | None = None, check_inputs: bool = True,
 ) -> Tensor:
-    """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`.
+    """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`. With ``output="softmax"``, the categorical
+    cross-entropy of K classes, Y one-hot or class probabilities (n, K).
 
     Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels. ``block_rows`` sets the
     rows per block of the sweep; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
@@ -318,8 +384,9 @@ def shallow_bce(
     """
     (X, W1, b1, W2, b2), autocast = _autocast(X, W1, b1, W2, b2)
     if check_inputs:
-        Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows)
+        Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows, output)
     # In plain eager mode the sweep computes the wanted gradients beside J; traced or transformed, backward does.
     needs = tuple(plain_eager() and torch.is_grad_enabled() and t.requires_grad for t in (X, W1, b1, W2, b2))
     with autocast:
-        return ShallowBCEFunction.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs)[0]
+        function = _CompiledShallowBCE if torch.compiler.is_compiling() else ShallowBCEFunction
+        return function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs, output)[0]

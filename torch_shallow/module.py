@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .functional import cost_and_gradients, shallow_bce, shallow_net
-from .validation import check_cost_inputs
+from .functional import cost_and_gradients, probabilities, shallow_bce, shallow_net
+from .validation import check_cost_inputs, check_output
 
 
 class ShallowNet(nn.Module):
@@ -28,13 +28,17 @@ class ShallowNet(nn.Module):
     Args:
         in_features: d, the size of each input sample.
         hidden_features: d1, the number of hidden units.
-        out_features: d2, the number of output units, each an independent binary label. Default: 1.
-        activation: the hidden units' σ: ``"sigmoid"`` (the slides), ``"tanh"`` or ``"relu"``.
-            The output unit is always the sigmoid. Default: ``"sigmoid"``.
+        out_features: d2, the number of output units: independent binary labels, or the K classes of a softmax
+            output. Default: 1.
+        activation: the hidden units' σ: ``"sigmoid"`` (the slides), ``"tanh"`` or ``"relu"``. Default: ``"sigmoid"``.
+        output: the output units: ``"sigmoid"`` (the slides; each unit an independent binary label) or ``"softmax"``
+            (one of K = d2 ≥ 2 classes, with the categorical cross-entropy J = -(1/n) Σ_i Σ_k Y_ik log A2_ik, whose
+            dZ2 = n⁻¹(A2 - Y) is the slides' again). Default: ``"sigmoid"``.
 
     Shape:
         - X: (n, d), n ≥ 1 samples stacked by rows.
-        - Y: (n, d2) labels in [0, 1], or (n,) when d2 = 1; float, bool or integer.
+        - Y: (n, d2) labels in [0, 1], or (n,) when d2 = 1; float, bool or integer. Softmax: (n, K) one-hot rows or
+          class probabilities.
         - Output of ``forward``: (n, d2) logits; ``predict_proba`` and ``predict``: (n, d2); ``cost``: scalar.
 
     Attributes:
@@ -60,6 +64,7 @@ class ShallowNet(nn.Module):
         hidden_features: int,
         out_features: int = 1,
         activation: str = "sigmoid",
+        output: str = "sigmoid",
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -70,10 +75,12 @@ class ShallowNet(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         get_activation(activation)
+        check_output(output, out_features)
         self.in_features = in_features
         self.hidden_features = hidden_features
         self.out_features = out_features
         self.activation = activation
+        self.output = output
         factory = {"device": device, "dtype": dtype}
         self.W1 = nn.Parameter(torch.empty(hidden_features, in_features, **factory))
         self.b1 = nn.Parameter(torch.empty(hidden_features, **factory))
@@ -107,21 +114,25 @@ class ShallowNet(nn.Module):
         return shallow_net(X, self.W1, self.b1, self.W2, self.b2, self.activation)
 
     def predict_proba(self, X: Tensor) -> Tensor:
-        """A2 = σ(Z2) (n, d2), the probability of label 1."""
-        return torch.sigmoid(self(X))
+        """A2 (n, d2): σ(Z2), the probability of label 1 of each unit; softmax(Z2), rows summing to 1."""
+        return probabilities(self(X), self.output)
 
     def predict(self, X: Tensor) -> Tensor:
-        """Labels 0/1 (n, d2), in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0."""
-        return (self(X) > 0).to(X.dtype)
+        """Labels (n, d2) in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0; softmax, the one-hot argmax."""
+        Z2 = self(X)
+        if self.output == "sigmoid":
+            return (Z2 > 0).to(X.dtype)
+        return torch.nn.functional.one_hot(Z2.argmax(-1), self.out_features).to(X.dtype)
 
     def cost(self, X: Tensor, Y: Tensor, *, block_rows: int | None = None, check_inputs: bool = True) -> Tensor:
-        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) }, a scalar, through the slides' backward.
+        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } (softmax: -(1/n) Σ Y log A2), a scalar, through the
+        slides' backward.
 
         J and its gradient come from one sweep over blocks of ``block_rows`` rows of X (None: chosen from d1);
         see :func:`~torch_shallow.functional.shallow_bce`, also for ``check_inputs``.
         """
-        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows=block_rows,
-                           check_inputs=check_inputs)
+        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, output=self.output,
+                           block_rows=block_rows, check_inputs=check_inputs)
 
     def cost_and_grad(self, X: Tensor, Y: Tensor, *, n: int | None = None, block_rows: int | None = None,
                       check_inputs: bool = True) -> Tensor:
@@ -136,10 +147,11 @@ class ShallowNet(nn.Module):
         """
         params = (self.W1, self.b1, self.W2, self.b2)
         if check_inputs:
-            Y = check_cost_inputs(X, Y, *params, self.activation, block_rows)
+            Y = check_cost_inputs(X, Y, *params, self.activation, block_rows, self.output)
         needs = (False, self.W1.requires_grad, self.b1.requires_grad, self.W2.requires_grad, self.b2.requires_grad)
         with torch.no_grad():
-            J, (_, *gradients) = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n)
+            J, (_, *gradients), _ = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n,
+                                                       self.output)
         for p, g in zip(params, gradients):
             if g is not None:
                 p.grad = g
@@ -147,4 +159,5 @@ class ShallowNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
-                f"out_features={self.out_features}, activation={self.activation!r}")
+                f"out_features={self.out_features}, activation={self.activation!r}"
+                + (f", output={self.output!r}" if self.output != "sigmoid" else ""))

@@ -81,8 +81,9 @@ def check_features(X: Tensor, W1: Tensor) -> None:
         raise ValueError(f"X contains NaN or inf ({_describe(X)})")
 
 
-def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
-    """Y holds labels in [0, 1] of shape (n, d2), or (n,) when d2 = 1.
+def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor, output: str = "sigmoid") -> Tensor:
+    """Y holds labels in [0, 1] of shape (n, d2), or (n,) when d2 = 1; for softmax outputs, each row a
+    probability distribution over the d2 classes (one-hot, or soft labels summing to 1).
 
     Returns Y as an (n, d2) tensor in ``like``'s dtype: labels given as bool or integer tensors are converted,
     since 0 and 1 are exact in every floating dtype.
@@ -106,6 +107,12 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor) -> Tensor:
             raise ValueError(f"Y contains NaN or inf ({_describe(Y)})")
         if low < 0 or high > 1:
             raise ValueError(f"Y must hold labels in [0, 1]; got values from {low} to {high}")
+        if output == "softmax":
+            with intra_op_threads(1):
+                worst = (Y.sum(-1, dtype=torch.float64) - 1).abs().max().item()
+            if worst > 1e-3:  # soft labels rounded to float16 still sum to 1 within this
+                raise ValueError(f"Y's rows must sum to 1 for softmax outputs (one-hot or class probabilities); "
+                                 f"a row sums to {1 + worst:g} or {1 - worst:g}")
     return Y
 
 
@@ -116,15 +123,24 @@ def check_net_inputs(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, 
     check_features(X, W1)
 
 
+def check_output(output: str, d2: int) -> None:
+    if output not in ("sigmoid", "softmax"):
+        raise ValueError(f"output must be 'sigmoid' or 'softmax', got {output!r}")
+    if output == "softmax" and d2 < 2:
+        raise ValueError(f"softmax outputs need at least 2 classes (out_features), got {d2}")
+
+
 def check_cost_inputs(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str, block_rows: int | None
+    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str, block_rows: int | None,
+    output: str = "sigmoid",
 ) -> Tensor:
     """The checks of the cost's inputs; returns Y as (n, d2) in X's dtype (see :func:`check_targets`)."""
     check_net_inputs(X, W1, b1, W2, b2, activation)
+    check_output(output, W2.shape[0])
     if block_rows is not None and (isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1):
         raise ValueError(f"block_rows must be a positive integer or None, got {block_rows!r}")
     check_labels_need_no_gradient(isinstance(Y, Tensor) and Y.requires_grad)
-    return check_targets(Y, (X.shape[0], W2.shape[0]), like=X)
+    return check_targets(Y, (X.shape[0], W2.shape[0]), like=X, output=output)
 
 
 def check_labels_need_no_gradient(requires_grad: bool) -> None:
