@@ -19,8 +19,9 @@ from torch import nn
 from .run import fingerprint_changes
 
 FORMAT = "torch_shallow.checkpoint/2"
-REQUIRED = {"model": dict, "optimizer": dict, "history": dict, "rng": dict, "config": dict, "hparams": dict,
-            "architecture": dict, "optimizer_class": str, "data": dict}
+# A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
+REQUIRED = {"model": dict, "optimizer": dict, "history": (dict, list), "rng": dict, "config": dict,
+            "hparams": (dict, list), "architecture": (dict, list), "optimizer_class": str, "data": dict}
 # Optimizer settings that choose an implementation, not the update: a resumed run may differ in these.
 IMPLEMENTATION_OPTIONS = {"params", "foreach", "fused", "capturable", "differentiable"}
 
@@ -77,41 +78,41 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, history: dict[str, Any],
-                   config: dict[str, Any], hparams: dict[str, object], data: dict[str, Any]) -> dict[str, Any]:
-    """Everything a resumed run needs, and what tells whether it is resumed into the same run."""
+def training_state(trainee: Any, history: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any],
+                   hparams: dict[str, object] | list[dict[str, object]], data: dict[str, Any]) -> dict[str, Any]:
+    """Everything a resumed run needs, and what tells whether it is resumed into the same run. ``trainee`` is what
+    the trainer trains (one model and its optimizer, or a stack of models; see ``trainer.fit`` and
+    ``sweep.fit_many``): it gives its weights, optimizer state, architecture and optimizer class."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "rng": rng,
-            "config": config, "hparams": dict(hparams), "architecture": architecture(model),
-            "optimizer_class": type(optimizer).__name__, "data": data}
+    return {"model": trainee.weights(), "optimizer": trainee.optimizer_state(), "history": history, "rng": rng,
+            "config": config, "hparams": hparams, "architecture": trainee.architecture(),
+            "optimizer_class": trainee.optimizer_class, "data": data}
 
 
 def architecture(model: nn.Module) -> dict[str, object]:
-    """What a checkpoint's weights mean: the model's sizes, activation and dtype."""
+    """What a checkpoint's weights mean: the model's sizes, activation, output and dtype."""
     return {"in_features": model.in_features, "hidden_features": model.hidden_features,
-            "out_features": model.out_features, "activation": model.activation,
+            "out_features": model.out_features, "activation": model.activation, "output": model.output,
             "dtype": str(model.W1.dtype).removeprefix("torch.")}
 
 
-def resume_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 data: dict[str, Any] | None) -> dict[str, Any]:
-    """Load the checkpoint at ``path`` into ``model`` and ``optimizer`` and restore the RNG states, after checking
-    that it is this run's: the same architecture, optimizer class and hyperparameters, and (unless ``data`` is None)
-    the same training data. Returns the checkpoint's state for the caller's history.
+def resume_state(path: str | Path, trainee: Any, data: dict[str, Any] | None) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` into ``trainee`` and restore the RNG states, after checking that it is this
+    run's: the same architecture, optimizer class and hyperparameters, and (unless ``data`` is None) the same
+    training data. Returns the checkpoint's state for the caller's history.
 
     Raises:
         CheckpointError: the file cannot be used, or any of these differ, each difference named.
     """
     state = load_checkpoint(path)
-    problems = [f"the model was {_arch(state['architecture'])}, now {_arch(architecture(model))}"] if (
-        state["architecture"] != architecture(model)) else []
-    if state["optimizer_class"] != type(optimizer).__name__:
-        problems.append(f"the optimizer was {state['optimizer_class']}, now {type(optimizer).__name__}")
+    problems = [f"the model was {_describe(state['architecture'])}, now {_describe(trainee.architecture())}"] if (
+        state["architecture"] != trainee.architecture()) else []
+    if state["optimizer_class"] != trainee.optimizer_class:
+        problems.append(f"the optimizer was {state['optimizer_class']}, now {trainee.optimizer_class}")
     else:
-        problems += _hyperparameter_changes(state["optimizer"]["param_groups"],
-                                            optimizer.state_dict()["param_groups"])
+        problems += trainee.hyperparameter_changes(state["optimizer"])
     if data is not None:
         problems += [f"the training data changed: {change}" for change in fingerprint_changes(state["data"], data)]
     if problems:
@@ -119,8 +120,7 @@ def resume_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Opti
                               "continues with the model, data and hyperparameters it started with; to train its "
                               "weights otherwise, start a new run from them (the command line's --init-from)")
     try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        trainee.load(state["model"], state["optimizer"])
     except (RuntimeError, ValueError, TypeError, KeyError) as error:
         raise CheckpointError(f"checkpoint {path} does not fit this model or optimizer: {error}") from error
     torch.set_rng_state(state["rng"]["torch"])
@@ -129,12 +129,17 @@ def resume_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Opti
     return state
 
 
-def _arch(a: dict[str, object]) -> str:
+def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
+    if isinstance(a, list):
+        return f"a stack of {len(a)} models: " + ", ".join(_describe(one) for one in a)
+    output = f", output={a['output']!r}" if a.get("output", "sigmoid") != "sigmoid" else ""
     return (f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
-            f"activation={a['activation']!r}, {a['dtype']})")
+            f"activation={a['activation']!r}{output}, {a['dtype']})")
 
 
-def _hyperparameter_changes(saved: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[str]:
+def optimizer_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The hyperparameters that differ between two ``torch.optim`` state dicts, in words."""
+    saved, now = saved["param_groups"], now["param_groups"]
     if len(saved) != len(now):
         return [f"the optimizer had {len(saved)} parameter groups, now {len(now)}"]
     return [f"{key} was {a.get(key)!r}, now {b.get(key)!r}" for a, b in zip(saved, now)

@@ -13,7 +13,7 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def world() -> tuple[int, int]:
@@ -49,10 +49,10 @@ def all_reduce_sum_(tensors: list[Tensor]) -> None:
                                                                       tensors)])
 
 
-def broadcast_parameters_(model: nn.Module) -> None:
-    """Give every rank rank 0's parameters, so that all of them start from the same θ."""
+def broadcast_(tensors: list[Tensor]) -> None:
+    """Give every rank rank 0's values of ``tensors`` (the parameters), so that all of them start from the same θ."""
     if world()[1] == 1:
         return
     with torch.no_grad():
-        for p in model.parameters():
-            dist.broadcast(p, src=0)
+        for t in tensors:
+            dist.broadcast(t, src=0)

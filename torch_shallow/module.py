@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .functional import cost_and_gradients, probabilities, shallow_bce, shallow_net
+from .functional import Sweep, cost_and_gradients, probabilities, shallow_bce, shallow_net
 from .validation import check_cost_inputs, check_output
 
 
@@ -145,17 +145,22 @@ class ShallowNet(nn.Module):
         default; a distributed run passes the global n (see :func:`~torch_shallow.functional.cost_and_gradients`,
         which also takes on-disk data such as :class:`~torch_shallow.ondisk.NpyRows` when ``check_inputs=False``).
         """
-        params = (self.W1, self.b1, self.W2, self.b2)
         if check_inputs:
-            Y = check_cost_inputs(X, Y, *params, self.activation, block_rows, self.output)
-        needs = (False, self.W1.requires_grad, self.b1.requires_grad, self.W2.requires_grad, self.b2.requires_grad)
+            Y = check_cost_inputs(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows, self.output)
+        return self._sweep_into_grad(X, Y, n, block_rows).J
+
+    def _sweep_into_grad(self, X: Tensor, Y: Tensor, n: int | None, block_rows: int | None = None,
+                         count_right: bool = False) -> Sweep:
+        """``cost_and_grad`` on checked data, also counting the right answers if asked (for the trainer)."""
+        params = (self.W1, self.b1, self.W2, self.b2)
+        needs = (False, *(p.requires_grad for p in params))
         with torch.no_grad():
-            J, (_, *gradients), _ = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n,
-                                                       self.output)
-        for p, g in zip(params, gradients):
+            sweep = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output,
+                                       count_right)
+        for p, g in zip(params, sweep.gradients[1:]):
             if g is not None:
                 p.grad = g
-        return J
+        return sweep
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "

@@ -62,9 +62,10 @@ def new_run_dir(path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str | Path | None,
-                purge_step: int | None) -> Iterator[SummaryWriter | None]:
-    """Check every output path, lock the run directory and the checkpoint, and open the TensorBoard writer, all
-    before the first epoch; yields the writer, or None without ``log_dir``. Paths are absolute.
+                runs: list[Path] | None, purge_step: int | None) -> Iterator[list[SummaryWriter]]:
+    """Check every output path, lock the run directory and the checkpoint, and open a TensorBoard writer for each
+    of ``runs`` (``log_dir`` itself, or a sweep's run per model under it), all before the first epoch; yields the
+    writers, none without ``log_dir``. Paths are absolute.
 
     A new run (``resume_from`` None) may not write into a directory that holds another run's event files, nor over
     an existing checkpoint; a resumed one writes its own, which is the file it resumes from.
@@ -75,7 +76,7 @@ def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str 
             raise ValueError(f"log_dir {log_dir} is a file; expected a directory")
         log_dir.mkdir(parents=True, exist_ok=True)
         check_writable_dir(log_dir, "log_dir")
-        if resume_from is None and holds_run(log_dir):
+        if resume_from is None and any(holds_run(run) for run in runs):
             raise ValueError(f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
                              "with its own; choose a new directory, or resume that run")
         targets.append(log_dir)
@@ -86,17 +87,19 @@ def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str 
                              "it, or choose another path")
         if checkpoint.parent != log_dir:
             targets.append(checkpoint)
-    with locked(targets):
-        if log_dir is None:
-            yield None
-            return
-        writer = SummaryWriter(str(log_dir), purge_step=purge_step)
-        try:
-            with _quiet_writer_thread():
-                yield writer
-        finally:
-            with contextlib.suppress(OSError):  # a failure to write was reported where it happened
-                writer.close()
+    with locked(targets), contextlib.ExitStack() as stack:
+        writers = []
+        for run in runs or []:
+            writer = SummaryWriter(str(run), purge_step=purge_step)
+            stack.callback(_close, writer)
+            writers.append(writer)
+        with _quiet_writer_thread():
+            yield writers
+
+
+def _close(writer: SummaryWriter) -> None:
+    with contextlib.suppress(OSError):  # a failure to write was reported where it happened
+        writer.close()
 
 
 @contextlib.contextmanager

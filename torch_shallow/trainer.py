@@ -4,6 +4,11 @@
     2. ∇J(θ(t)) over all n samples
     3. θ(t+1) = θ(t) - α ∇J(θ(t))
     4. back to 2 until convergence
+
+One loop, :func:`train`, runs these steps for whatever is trained: one model and its optimizer (:func:`fit`), or a
+stack of models swept at once (:func:`~torch_shallow.sweep.fit_many`). Around it: the run's directory, locks and
+data fingerprint (:mod:`~torch_shallow.run`), checkpoints (:mod:`~torch_shallow.checkpoint`) and the dashboard
+(:mod:`~torch_shallow.board`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -24,9 +29,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from .board import write_dashboard, write_graph, write_hparams, write_layout
-from .checkpoint import resume_state, save_checkpoint, training_state
-from .distributed import all_reduce_sum_, broadcast_parameters_, world
-from .functional import auto_block_rows, cross_entropy, forward_pass, row_blocks
+from .checkpoint import architecture, optimizer_changes, resume_state, save_checkpoint, training_state
+from .distributed import all_reduce_sum_, broadcast_, world
+from .functional import Sweep, auto_block_rows, cost_and_gradients, row_blocks
 from .module import ShallowNet
 from .ondisk import NpyRows
 from .parallel import threads_for_training
@@ -37,6 +42,8 @@ from .validation import check_features, check_targets
 # lowers J; a step far too large throws the logits out by orders of magnitude, and J with them, where it may
 # oscillate without ever becoming NaN.
 DIVERGENCE_FACTOR = 100.0
+# TensorBoard keeps 1,000 points of each scalar tag by default (its reservoir size): more buys nothing.
+LOGGED_POINTS = 1000
 
 
 @dataclass
@@ -47,10 +54,13 @@ class TrainConfig:
     max_epochs: int = 10_000  # at most this many gradient steps, one per epoch over all n samples
     tol: float = 1e-9  # stop once |J(θ(t)) - J(θ(t-1))| < tol, "until convergence"; 0 turns it off
     log_dir: str | Path | None = None  # TensorBoard run directory, new or empty unless resuming; None writes nothing
-    log_every: int = 1  # write scalars at epochs 0, k, 2k, ...
+    log_every: int | None = None  # scalars (and the validation cost) at epochs 0, k, 2k, ...; None: ~1,000 points
     dashboard_every: int = 1000  # histograms of θ and ∇J, and the decision boundary of 2-D data, every k epochs
     checkpoint: str | Path | None = None  # checkpoint file, rewritten every checkpoint_every epochs and at the end
     checkpoint_every: int = 1000  # epochs between checkpoints
+    patience: int | None = None  # early stopping: stop once the validation cost has not improved for this many
+    #                              evaluations (every log_every epochs); needs validation data; None: off
+    restore_best: bool = True  # with patience, end with θ of the epoch of the lowest validation cost
     progress: bool | None = None  # tqdm bar; None shows it only when the output is a terminal
 
     def __post_init__(self) -> None:
@@ -61,8 +71,10 @@ class TrainConfig:
         if not (_is_real(self.tol) and self.tol >= 0):
             raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
         self.lr, self.tol = float(self.lr), float(self.tol)
-        for name in ("max_epochs", "log_every", "dashboard_every", "checkpoint_every"):
+        for name in ("max_epochs", "log_every", "dashboard_every", "checkpoint_every", "patience"):
             value = getattr(self, name)
+            if value is None and name in ("log_every", "patience"):
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
             setattr(self, name, int(value))
@@ -70,8 +82,15 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise TypeError(f"{name} must be a path or None, got {type(value).__name__}")
-        if self.progress is not None and not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be True, False or None, got {self.progress!r}")
+        for name, value in (("progress", self.progress), ("restore_best", self.restore_best)):
+            if not (isinstance(value, bool) or (value is None and name == "progress")):
+                raise TypeError(f"{name} must be True or False{' or None' if name == 'progress' else ''}, "
+                                f"got {value!r}")
+
+    @property
+    def every(self) -> int:
+        """The logging period: ``log_every``, or the one that keeps about ``LOGGED_POINTS`` points."""
+        return self.log_every or max(1, math.ceil(self.max_epochs / LOGGED_POINTS))
 
 
 def _is_real(value: object) -> bool:
@@ -84,11 +103,14 @@ class History:
 
     costs: list[float] = field(default_factory=list)  # costs[t] = J(θ(t)), before epoch t's update
     epochs: int = 0  # gradient steps taken; len(costs) == epochs
-    stop_reason: str = ""  # "converged" (|ΔJ| < tol) or "max_epochs"
-    final_cost: float = math.nan  # J(θ(epochs)), the trained model's cost
+    stop_reason: str = ""  # "converged" (|ΔJ| < tol), "max_epochs", "early_stopping" or "diverged"
+    final_cost: float = math.nan  # J of the trained model: θ(epochs), or the best epoch's θ with restore_best
     train_accuracy: float = math.nan  # fraction of training labels the trained model predicts
     val_cost: float | None = None  # J on the validation data, if any, at the end
     val_accuracy: float | None = None  # accuracy on the validation data, if any, at the end
+    val_epochs: list[int] = field(default_factory=list)  # the epochs t at which the validation cost was taken
+    val_costs: list[float] = field(default_factory=list)  # J_val(θ(t)) at those epochs
+    best_epoch: int | None = None  # the epoch of the lowest validation cost, if there was validation data
 
     @property
     def converged(self) -> bool:
@@ -96,7 +118,8 @@ class History:
 
     def summary(self) -> str:
         val = "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
-        return (f"{self.epochs} epochs ({self.stop_reason}), final cost {self.final_cost:.6f}, "
+        best = "" if self.stop_reason != "early_stopping" else f", best epoch {self.best_epoch}"
+        return (f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}, "
                 f"training accuracy {100 * self.train_accuracy:.2f}%{val}")
 
 
@@ -110,30 +133,57 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT (Ctrl-C) or SIGTERM ended training after a whole epoch; ``checkpoint`` is the file to resume from, if
-    one was set, and ``signal`` the signal's number."""
+    one was set, and ``signal`` the signal's number. ``history`` is a list of histories for a sweep."""
 
-    def __init__(self, message: str, history: History, checkpoint: Path | None, signal: int = 2) -> None:
+    def __init__(self, message: str, history: History | list[History], checkpoint: Path | None,
+                 signal: int = 2) -> None:
         super().__init__(message)
         self.history = history
         self.checkpoint = checkpoint
         self.signal = signal
 
 
+class Trainee(Protocol):
+    """What :func:`train` trains: K models (1 for ``fit``) updated together. Per-model values are lists of K."""
+
+    count: int  # K
+    reference: ShallowNet  # a model of the stack's sizes, dtype and device, for the checks of the data
+    optimizer_class: str
+
+    def sweep(self, X: Any, Y: Any, n: int, count_right: bool) -> Sweep: ...  # J (K,) and ∇J into the gradients
+    def evaluate(self, X: Any, Y: Any, n: int) -> Sweep: ...  # J and the right answers, no gradient
+    def gradients(self) -> list[Tensor]: ...  # ∇J of the last sweep, as summed over ranks
+    def parameters(self) -> list[Tensor]: ...  # θ, updated in place
+    def step(self, running: list[bool]) -> None: ...  # θ ← θ - α ∇J for the running models; the others stay
+    def select(self, tensor: Tensor, k: int) -> Tensor: ...  # model k's part of a parameter-shaped tensor
+    def grad_norms(self) -> list[float]: ...
+    def learning_rates(self) -> list[float]: ...
+    def model(self, k: int) -> ShallowNet: ...  # model k with the current θ, for the dashboard
+    def weights(self) -> dict[str, Tensor]: ...  # for checkpoints, with optimizer_state, architecture, load
+    def optimizer_state(self) -> dict[str, Any]: ...
+    def architecture(self) -> dict[str, Any] | list[dict[str, Any]]: ...
+    def hyperparameter_changes(self, saved: dict[str, Any]) -> list[str]: ...
+    def load(self, weights: dict[str, Tensor], optimizer_state: dict[str, Any]) -> None: ...
+
+
 @torch.no_grad()
 def evaluate(model: ShallowNet, X: Tensor, Y: Tensor, n: int | None = None) -> tuple[float, float]:
-    """(J, accuracy) of the model on (X, Y (n, d2)), block by block; accuracy counts A2 > 0.5, that is Z2 > 0.
+    """(J, accuracy) of the model on (X, Y (n, d2)), block by block; accuracy counts A2 > 0.5, that is Z2 > 0, or
+    the argmax for softmax outputs (see :func:`~torch_shallow.functional.right_answers`).
 
     In a distributed run each rank passes its shard and the global n, and the sums are reduced over the ranks.
     """
     n = X.shape[0] if n is None else n
-    params = (model.W1, model.b1, model.W2, model.b2)
-    totals = torch.zeros(2, dtype=torch.float64, device=model.W1.device)  # Σ of J's terms / n, right answers
-    for X_rows, Y_rows in row_blocks(X, Y, auto_block_rows(model.W1)):
-        _, Z2 = forward_pass(X_rows, *params, model.activation)
-        totals[0] += cross_entropy(Z2, Y_rows, n)
-        totals[1] += ((Z2 > 0) == (Y_rows > 0.5)).sum()
+    J, _, right = cost_and_gradients(X, Y, model.W1, model.b1, model.W2, model.b2, model.activation, (False,) * 5,
+                                     n=n, output=model.output, count_right=True)
+    totals = torch.stack([J.double(), right.double()])
     all_reduce_sum_([totals])
-    return totals[0].item(), totals[1].item() / (n * model.out_features)
+    return totals[0].item(), totals[1].item() / (n * labels_per_row(model))
+
+
+def labels_per_row(model: ShallowNet) -> int:
+    """How many labels a row of Y holds for the accuracy: each sigmoid unit's, or the one class of a softmax."""
+    return model.out_features if model.output == "sigmoid" else 1
 
 
 def fit(
@@ -165,106 +215,294 @@ def fit(
         model: the network; its parameters are updated in place.
         X: (n, d) features, on the model's device and in its dtype, or an on-disk
             :class:`~torch_shallow.ondisk.NpyRows`, read block by block at every epoch.
-        Y: (n, d2) or (n,) labels in [0, 1], a tensor or an ``NpyRows``.
+        Y: (n, d2) or (n,) labels in [0, 1] (softmax: one-hot or probability rows), a tensor or an ``NpyRows``.
         config: see :class:`TrainConfig`.
         optimizer: any ``torch.optim`` optimizer over ``model.parameters()``, instead of plain SGD.
         val: validation data (X_val, Y_val), evaluated at every logged epoch (``cost/val``, ``accuracy/val``) and
-            at the end; it plays no part in training. In a distributed run each rank passes its shard of it.
+            at the end; it plays no part in training, except for early stopping (``config.patience``). In a
+            distributed run each rank passes its shard of it.
         hparams: extra hyperparameters for TensorBoard's HParams dashboard and the checkpoint (data set, seed, ...).
         resume_from: a checkpoint written by an earlier ``fit`` of the same model, data and optimizer: training goes
             on from its epoch, with its parameters, optimizer state, history and RNG state, and TensorBoard drops
             whatever the interrupted run logged after it. The result equals an uninterrupted run's, bit for bit on
             CPU. ``max_epochs``, ``tol`` and how often things are written may differ from the first run's; a
             different architecture, optimizer, optimizer hyperparameter (such as ``lr``) or training data is
-            refused. A run that has converged, or reached ``max_epochs``, takes no more steps.
+            refused. A run that has ended (converged, diverged, stopped early or reached ``max_epochs``) takes no
+            more steps.
 
     Returns:
         The :class:`History`: the cost at every epoch, why it stopped, the final cost and accuracy.
 
     Raises:
-        TrainingDiverged: J(θ(t)) is NaN or inf, or above ``DIVERGENCE_FACTOR`` × max(J(θ(0)), 1).
+        TrainingDiverged: J(θ(t)) is NaN or inf, or above ``DIVERGENCE_FACTOR`` × max(J(θ(0)), 1); the model keeps
+            θ(t-1), and the checkpoint, if set, holds it.
         TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, after the epoch in progress and a checkpoint.
         CheckpointError: ``resume_from`` is missing, damaged, or belongs to another run.
         RunInUse: another process is writing to ``log_dir`` or ``checkpoint``.
         OSError: writing TensorBoard output or reading on-disk data failed mid-run, after a checkpoint if possible.
     """
-    config = _absolute(config or TrainConfig())
-    rank, size = world()
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("none of the model's parameters requires a gradient: there is nothing to train")
-    n, first_row = _rows_over_ranks(X, model)
-    fingerprint = Fingerprint() if config.checkpoint is not None or resume_from is not None else None
-    Y = _checked(X, Y, model, fingerprint, first_row)
-    data = {} if fingerprint is None else fingerprint.reduce(model.W1.device)
-    if val is not None:
-        val = _checked_val(val, model)
+    config = config or TrainConfig()
     if optimizer is None:
         if config.lr > torch.finfo(model.W1.dtype).max:
             raise ValueError(f"lr {config.lr:g} is beyond the range of the model's dtype {model.W1.dtype}")
         # PyTorch's own choice of implementation: on CPU the plain loop over W1, b1, W2, b2, which on the planar
         # data is 4 µs per epoch faster than fused=True or foreach=True, whose set-up outweighs four tiny updates
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    history = History(stop_reason="max_epochs")
+    history = train(_OneModel(model, optimizer), X, Y, config, val=val, hparams=[hparams or {}],
+                    resume_from=resume_from)[0]
+    if history.stop_reason == "diverged":
+        t = history.epochs
+        raise TrainingDiverged(
+            f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to a NaN, inf or "
+            f"more than {DIVERGENCE_FACTOR:g} times that, with learning rate {config.lr:g}; try a smaller learning "
+            f"rate. The model keeps the parameters of epoch {t - 1}.", history)
+    return history
+
+
+class _OneModel:
+    """``fit``'s trainee: one ShallowNet and any ``torch.optim`` optimizer over its parameters."""
+
+    count = 1
+
+    def __init__(self, model: ShallowNet, optimizer: torch.optim.Optimizer) -> None:
+        self.reference = self._model = model
+        self.optimizer = optimizer
+        self.optimizer_class = type(optimizer).__name__
+        self._params = [p.detach() for p in model.parameters()]  # views, updated in place by the optimizer
+
+    def sweep(self, X: Any, Y: Any, n: int, count_right: bool) -> Sweep:
+        return self._model._sweep_into_grad(X, Y, n, count_right=count_right)
+
+    def evaluate(self, X: Any, Y: Any, n: int) -> Sweep:
+        m = self._model
+        with torch.no_grad():
+            return cost_and_gradients(X, Y, m.W1, m.b1, m.W2, m.b2, m.activation, (False,) * 5, n=n, output=m.output,
+                                      count_right=True)
+
+    def gradients(self) -> list[Tensor]:
+        return [p.grad for p in self._model.parameters() if p.grad is not None]
+
+    def parameters(self) -> list[Tensor]:
+        return self._params
+
+    def step(self, running: list[bool]) -> None:
+        if running[0]:
+            self.optimizer.step()
+
+    def select(self, tensor: Tensor, k: int) -> Tensor:
+        return tensor
+
+    def grad_norms(self) -> list[float]:
+        return [torch.nn.utils.get_total_norm(self.gradients()).item()]
+
+    def learning_rates(self) -> list[float]:
+        return [self.optimizer.param_groups[0]["lr"]]
+
+    def model(self, k: int) -> ShallowNet:
+        return self._model
+
+    def weights(self) -> dict[str, Tensor]:
+        return self._model.state_dict()
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def architecture(self) -> dict[str, Any]:
+        return architecture(self._model)
+
+    def hyperparameter_changes(self, saved: dict[str, Any]) -> list[str]:
+        return optimizer_changes(saved, self.optimizer.state_dict())
+
+    def load(self, weights: dict[str, Tensor], optimizer_state: dict[str, Any]) -> None:
+        self._model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer_state)
+
+
+def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: TrainConfig, *,
+          val: tuple[Tensor, Tensor] | None, hparams: list[dict[str, object]], resume_from: str | Path | None,
+          run_names: list[str] | None = None) -> list[History]:
+    """The slides' steps 2-4 for the K models of ``trainee``, each stopping on its own; see :func:`fit`.
+
+    ``run_names`` names each model's TensorBoard run under ``config.log_dir`` (a sweep); with one model the run
+    is ``log_dir`` itself.
+    """
+    config = _absolute(config)
+    rank, size = world()
+    K, reference = trainee.count, trainee.reference
+    if not any(p.requires_grad for p in reference.parameters()):
+        raise ValueError("none of the model's parameters requires a gradient: there is nothing to train")
+    n, first_row = _rows_over_ranks(X, reference)
+    fingerprint = Fingerprint() if config.checkpoint is not None or resume_from is not None else None
+    Y = _checked(X, Y, reference, fingerprint, first_row)
+    data = {} if fingerprint is None else fingerprint.reduce(reference.W1.device)
+    if val is not None:
+        val = _checked_val(val, reference)
+    if config.patience is not None and val is None:
+        raise ValueError("early stopping (patience) needs validation data: pass val=(X_val, Y_val)")
+    histories = [History(stop_reason="max_epochs") for _ in range(K)]
     if resume_from is not None:
-        history = _resumed_history(resume_from, model, optimizer, data, config)
-    broadcast_parameters_(model)
-    hparams = hparams or {}
-    params = [p.detach() for p in model.parameters()]  # views of the parameters, updated in place by the optimizer
-    last_good = [p.clone() for p in params]  # θ of the last epoch whose cost was finite and bounded
-    epochs = range(history.epochs, history.epochs if history.converged else config.max_epochs)
+        histories = _resumed_histories(resume_from, trainee, data, config)
+    params = trainee.parameters()
+    broadcast_(params)
+    last_good = [p.clone() for p in params]  # θ of the last epoch whose cost was finite and bounded, per model
+    best = [p.clone() for p in params] if config.patience is not None else None  # θ of the best validation epoch
+    running = [h.stop_reason == "max_epochs" for h in histories]
+    first = max(h.epochs for h in histories)  # the models that still run have all taken these many steps
+    every, per_row = config.every, labels_per_row(reference)
     checkpoints = _Checkpoints(config, rank, lambda: training_state(
-        model, optimizer, dataclasses.asdict(history), _plain(config), hparams, data))
-    outputs = contextlib.nullcontext() if rank != 0 else run_outputs(  # only rank 0 writes
-        config.log_dir, config.checkpoint, resume_from, purge_step=history.epochs if resume_from is not None else None)
-    with outputs as writer:
-        if writer is not None and history.epochs == 0:
-            write_layout(writer)
-            write_graph(writer, model, X[:1])
-        bar = tqdm(epochs, initial=history.epochs, total=config.max_epochs, desc="train", unit="epoch",
+        trainee, _one_or_list([dataclasses.asdict(h) for h in histories]), _plain(config), _one_or_list(hparams),
+        data))
+    with _writers(config, rank, resume_from, first, run_names) as writers:
+        if first == 0:
+            for k, writer in enumerate(writers):
+                write_layout(writer)
+                write_graph(writer, trainee.model(k), X[:1])
+        bar = tqdm(range(first, config.max_epochs if any(running) else first), initial=first,
+                   total=config.max_epochs, desc="train", unit="epoch",
                    disable=rank != 0 or (None if config.progress is None else not config.progress))
         try:
-            with threads_for_training(X, model.hidden_features), deferred_stop_signals() as signalled:
+            with threads_for_training(X, reference.hidden_features), deferred_stop_signals() as signalled:
                 for t in bar:
-                    J = model.cost_and_grad(X, Y, n=n, check_inputs=False)  # J(θ(t)), ∇J into .grad; X, Y checked
-                    stop = _reduce_over_ranks(J, model, signalled()) if size > 1 else signalled()
-                    cost = J.item()
-                    if not cost <= _divergence_limit(history, cost):  # also true for NaN
-                        _diverged(t, cost, history, config.lr, params, last_good)
-                    history.costs.append(cost)
-                    if config.log_dir is not None and t % config.log_every == 0:
-                        _log_scalars(writer, t, _epoch_scalars(cost, model, X, Y, n, optimizer, val))
-                    if writer is not None and t % config.dashboard_every == 0:
-                        write_dashboard(writer, model, X, Y, t)
+                    logged = t % every == 0
+                    sweep = trainee.sweep(X, Y, n, count_right=logged)  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
+                    stop = _reduce_over_ranks(sweep, trainee, signalled()) if size > 1 else signalled()
+                    costs = sweep.J.reshape(-1).tolist()
+                    for k, cost in enumerate(costs):
+                        if not running[k]:
+                            continue
+                        if not cost <= _divergence_limit(histories[k], cost):  # also true for NaN
+                            _diverged(t, cost, histories[k], trainee, k, params, last_good)
+                            running[k] = False
+                        else:
+                            histories[k].costs.append(cost)
+                    if logged:
+                        _log_epoch(t, trainee, writers, histories, running, sweep, n * per_row, val, config, best)
+                    if writers and t % config.dashboard_every == 0:
+                        for k, writer in enumerate(writers):
+                            write_dashboard(writer, trainee.model(k), X, Y, t)
                     if not bar.disable:
-                        bar.set_postfix(cost=f"{cost:.6f}", refresh=False)
+                        bar.set_postfix(cost=f"{min(costs):.6f}", refresh=False)
                     torch._foreach_copy_(last_good, params)
-                    optimizer.step()  # θ(t+1) = θ(t) - α ∇J(θ(t))
-                    history.epochs = t + 1
-                    if config.tol > 0 and t > 0 and abs(cost - history.costs[-2]) < config.tol:
-                        history.stop_reason = "converged"
-                        break
+                    trainee.step(running)  # 3. θ(t+1) = θ(t) - α ∇J(θ(t))
+                    for k in range(K):
+                        if running[k]:
+                            histories[k].epochs = t + 1
+                            if config.tol > 0 and t > 0 and abs(costs[k] - histories[k].costs[-2]) < config.tol:
+                                histories[k].stop_reason, running[k] = "converged", False  # 4. until convergence
+                            elif histories[k].stop_reason == "early_stopping":
+                                running[k] = False
                     if stop:
-                        checkpoints.save(writer)
+                        checkpoints.save(writers)
                         raise TrainingInterrupted(f"interrupted by {signal.Signals(stop).name} after epoch "
-                                                  f"{history.epochs}{checkpoints.resume_hint()}", history,
+                                                  f"{t + 1}{checkpoints.resume_hint()}", _one_or_list(histories),
                                                   config.checkpoint, stop)
-                    if history.epochs % config.checkpoint_every == 0:
-                        checkpoints.save(writer)
-            history.final_cost, history.train_accuracy = evaluate(model, X, Y, n)
-            if val is not None:
-                history.val_cost, history.val_accuracy = evaluate(model, *val)
-            checkpoints.save(writer)
-            if writer is not None:
-                write_dashboard(writer, model, X, Y, history.epochs)
-                _write_summary(writer, model, config, optimizer, hparams, history)
-                writer.flush()
+                    if not any(running):
+                        break
+                    if (t + 1) % config.checkpoint_every == 0:
+                        checkpoints.save(writers)
+            if best is not None and config.restore_best:
+                for k, h in enumerate(histories):
+                    if h.best_epoch is not None:
+                        for p, b in zip(params, best):
+                            trainee.select(p, k).copy_(trainee.select(b, k))
+            _finish(trainee, X, Y, n, val, histories, writers, config, hparams)
+            checkpoints.save(writers)
         except OSError as error:  # the disk is full, a file system went away: stop now, losing as little as we can
-            del history.costs[history.epochs:]  # the epoch in progress is not done
-            raise OSError(f"training stopped at epoch {history.epochs}: {error}; "
-                          f"{checkpoints.after_failure(writer)}") from error
+            for h in histories:
+                del h.costs[h.epochs:]  # the epoch in progress is not done
+            raise OSError(f"training stopped at epoch {max(h.epochs for h in histories)}: {error}; "
+                          f"{checkpoints.after_failure(writers)}") from error
         finally:
             bar.close()
-    return history
+    return histories
+
+
+def _one_or_list(values: list[Any]) -> Any:
+    """A checkpoint of ``fit`` holds its one history, hyperparameters, ...; a sweep's holds lists of them."""
+    return values[0] if len(values) == 1 else values
+
+
+def _log_epoch(t: int, trainee: Trainee, writers: list[SummaryWriter], histories: list[History],
+               running: list[bool], sweep: Sweep, labels: int, val: tuple[Tensor, Tensor, int] | None,
+               config: TrainConfig, best: list[Tensor] | None) -> None:
+    """Epoch t's scalars, all at θ(t): the costs, the accuracies (counted in the cost's sweep), ‖∇J‖ and the
+    learning rate about to be used; the validation cost, which early stopping watches. Every rank computes them
+    (the sums are reduced over the ranks); rank 0 writes them."""
+    accuracies = (sweep.right.reshape(-1).double() / labels).tolist()
+    norms, lrs = trainee.grad_norms(), trainee.learning_rates()
+    val_costs, val_accuracies = _evaluate_all(trainee, *val) if val is not None else (None, None)
+    for k, history in enumerate(histories):
+        if not running[k]:
+            continue
+        scalars = {"cost/train": history.costs[-1], "accuracy/train": accuracies[k]}
+        if val is not None:
+            val_cost = scalars["cost/val"] = val_costs[k]
+            scalars["accuracy/val"] = val_accuracies[k]
+            history.val_epochs.append(t)
+            history.val_costs.append(val_cost)
+            if config.patience is not None:
+                _early_stopping(t, val_cost, history, config.patience, trainee, k, best)
+        scalars["grad_norm"], scalars["lr"] = norms[k], lrs[k]
+        if writers:
+            for tag, value in scalars.items():
+                writers[k].add_scalar(tag, value, t)
+
+
+def _evaluate_all(trainee: Trainee, X: Any, Y: Any, n: int) -> tuple[list[float], list[float]]:
+    """(J, accuracy) of each model on (X, Y), summed over the ranks."""
+    J, _, right = trainee.evaluate(X, Y, n)
+    totals = torch.stack([J.reshape(-1).double(), right.reshape(-1).double()])
+    all_reduce_sum_([totals])
+    return totals[0].tolist(), (totals[1] / (n * labels_per_row(trainee.reference))).tolist()
+
+
+def _early_stopping(t: int, val_cost: float, history: History, patience: int, trainee: Trainee, k: int,
+                    best: list[Tensor]) -> None:
+    """Keep θ(t) of model k if its validation cost is the lowest so far; stop it after ``patience`` evaluations
+    without improvement (its epoch still ends with the step under way)."""
+    if history.best_epoch is None or val_cost < history.val_costs[history.val_epochs.index(history.best_epoch)]:
+        history.best_epoch = t
+        for b, p in zip(best, trainee.parameters()):
+            trainee.select(b, k).copy_(trainee.select(p, k))
+    elif len(history.val_epochs) - 1 - history.val_epochs.index(history.best_epoch) >= patience:
+        history.stop_reason = "early_stopping"
+
+
+def _finish(trainee: Trainee, X: Any, Y: Any, n: int, val: tuple[Tensor, Tensor, int] | None,
+            histories: list[History], writers: list[SummaryWriter], config: TrainConfig,
+            hparams: list[dict[str, object]]) -> None:
+    """The trained models' final cost and accuracies, logged at step ``epochs`` so that each curve ends at the
+    final cost, with the dashboard and the hyperparameters and final metrics for the HParams view."""
+    costs, accuracies = _evaluate_all(trainee, X, Y, n)
+    val_costs, val_accuracies = _evaluate_all(trainee, *val) if val is not None else (None, None)
+    for k, h in enumerate(histories):
+        h.final_cost, h.train_accuracy = costs[k], accuracies[k]
+        if val is not None:
+            h.val_cost, h.val_accuracy = val_costs[k], val_accuracies[k]
+        if writers:
+            scalars = {"cost/train": h.final_cost, "accuracy/train": h.train_accuracy}
+            if val is not None:
+                scalars.update({"cost/val": h.val_cost, "accuracy/val": h.val_accuracy})
+            for tag, value in scalars.items():
+                writers[k].add_scalar(tag, value, h.epochs)
+            write_dashboard(writers[k], trainee.model(k), X, Y, h.epochs)
+            _write_summary(writers[k], trainee.model(k), config, trainee.optimizer_class,
+                           trainee.learning_rates()[k], hparams[k], h)
+
+
+@contextlib.contextmanager
+def _writers(config: TrainConfig, rank: int, resume_from: str | Path | None, first: int,
+             run_names: list[str] | None):
+    """Rank 0's TensorBoard writers, one per model, opened after every output path was checked and locked
+    (:func:`~torch_shallow.run.run_outputs`); none on other ranks or without ``log_dir``."""
+    if rank != 0:
+        yield []
+        return
+    runs = None if config.log_dir is None else [config.log_dir / name for name in run_names] if run_names else [
+        config.log_dir]
+    with run_outputs(config.log_dir, config.checkpoint, resume_from, runs,
+                     purge_step=first if resume_from is not None else None) as writers:
+        yield writers
 
 
 def _absolute(config: TrainConfig) -> TrainConfig:
@@ -285,18 +523,18 @@ class _Checkpoints:
         self.path = config.checkpoint if rank == 0 else None
         self.state, self.epoch = state, None
 
-    def save(self, writer: SummaryWriter | None) -> None:
-        if writer is not None:
+    def save(self, writers: list[SummaryWriter]) -> None:
+        for writer in writers:
             writer.flush()
         if self.path is not None:
             state = self.state()
             save_checkpoint(self.path, state)
-            self.epoch = state["history"]["epochs"]
+            self.epoch = _epochs(state["history"])
 
     def resume_hint(self) -> str:
         return "" if self.path is None else f"; resume from {self.path}"
 
-    def after_failure(self, writer: SummaryWriter | None) -> str:
+    def after_failure(self, writers: list[SummaryWriter]) -> str:
         """Try once more to save the last whole epoch; say what is on disk."""
         if self.path is None:
             return "no checkpoint was set"
@@ -308,30 +546,30 @@ class _Checkpoints:
             return f"the checkpoint could not be written either ({error}); {last}"
 
 
-def _log_scalars(writer: SummaryWriter | None, step: int, scalars: dict[str, float]) -> None:
-    if writer is not None:
-        for tag, value in scalars.items():
-            writer.add_scalar(tag, value, step)
+def _epochs(history: dict[str, Any] | list[dict[str, Any]]) -> int:
+    return max(h["epochs"] for h in history) if isinstance(history, list) else history["epochs"]
 
 
-def _resumed_history(path: str | Path, model: ShallowNet, optimizer: torch.optim.Optimizer,
-                     data: dict[str, object], config: TrainConfig) -> History:
-    """The history of the checkpointed run, with the model and optimizer restored; still "converged" only if the
-    run's last two costs meet this ``tol`` too, so that a converged run takes no more steps."""
-    history = History(**resume_state(path, model, optimizer, data)["history"])
-    still_converged = (history.converged and config.tol > 0 and len(history.costs) >= 2
-                       and abs(history.costs[-1] - history.costs[-2]) < config.tol)
-    history.stop_reason = "converged" if still_converged else "max_epochs"
-    return history
+def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, object],
+                       config: TrainConfig) -> list[History]:
+    """The histories of the checkpointed run, with the trainee restored. A model that ended stays ended, but one
+    that "converged" only if its last two costs meet this ``tol`` too, so that a converged run takes no more steps
+    and a smaller ``tol`` lets it go on."""
+    saved = resume_state(path, trainee, data)["history"]
+    histories = [History(**h) for h in (saved if isinstance(saved, list) else [saved])]
+    for h in histories:
+        if h.converged and not (config.tol > 0 and len(h.costs) >= 2 and abs(h.costs[-1] - h.costs[-2]) < config.tol):
+            h.stop_reason = "max_epochs"
+    return histories
 
 
-def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig, optimizer: torch.optim.Optimizer,
+def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float,
                    hparams: dict[str, object], history: History) -> None:
     """The run's hyperparameters and final metrics, for the HParams dashboard."""
-    run = {**dataclasses.asdict(config), "optimizer": type(optimizer).__name__,
+    run = {"lr": lr, "max_epochs": config.max_epochs, "tol": config.tol, "optimizer": optimizer,
            "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
-    for key in ("log_dir", "checkpoint", "checkpoint_every", "dashboard_every", "progress"):
-        run.pop(key)  # where and how often things are written: not hyperparameters
+    if model.output != "sigmoid":
+        run["output"] = model.output
     metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
     if history.val_accuracy is not None:
         metrics.update({"final/val_cost": history.val_cost, "final/val_accuracy": history.val_accuracy})
@@ -357,11 +595,12 @@ def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, finger
     """Check (X, Y) once and add them to ``fingerprint``; returns Y as (n, d2) in X's dtype. On-disk data is read
     through once, block by block, for both."""
     block_rows = auto_block_rows(model.W1)
+    shape, output = (X.shape[0], model.out_features), model.output
     if isinstance(X, Tensor) and isinstance(Y, Tensor):
         check_features(X, model.W1)
-        Y = check_targets(Y, (X.shape[0], model.out_features), like=X)
+        Y = check_targets(Y, shape, like=X, output=output)
         checked = True
-    elif X.shape[1] != model.in_features or Y.shape != (X.shape[0], model.out_features):
+    elif X.shape[1] != model.in_features or Y.shape != shape:
         raise ValueError(f"on-disk data of shapes X {X.shape}, Y {Y.shape} does not fit the model: expected "
                          f"X (n, {model.in_features}) and Y (n, {model.out_features}) with the same n")
     else:
@@ -372,7 +611,7 @@ def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, finger
         if not checked:
             try:
                 check_features(X_rows, model.W1)
-                check_targets(Y_rows, (X_rows.shape[0], model.out_features), like=model.W1)
+                check_targets(Y_rows, (X_rows.shape[0], model.out_features), like=model.W1, output=output)
             except ValueError as error:
                 raise ValueError(f"{error}, in the block of rows from {start} of {X!r} and {Y!r}") from None
         if fingerprint is not None:
@@ -394,37 +633,25 @@ def _checked_val(val: object, model: ShallowNet) -> tuple[Tensor, Tensor, int]:
         raise type(error)(f"val: {error}") from None
 
 
-def _reduce_over_ranks(J: Tensor, model: ShallowNet, signalled: int) -> int:
-    """Sum J, ∇J and the ranks' stop signals over the ranks in one collective, so that all of them stop after the
-    same epoch; returns the signal this rank received, else one that another rank received, 0 for none."""
-    flags = J.new_tensor([float(signalled == s) for s in STOP_SIGNALS])
-    all_reduce_sum_([J, *(p.grad for p in model.parameters() if p.grad is not None), flags])
+def _reduce_over_ranks(sweep: Sweep, trainee: Trainee, signalled: int) -> int:
+    """Sum J, ∇J, the right answers and the ranks' stop signals over the ranks in one collective, so that all of
+    them stop after the same epoch; returns the signal this rank received, else one that another rank received, 0
+    for none."""
+    flags = sweep.J.new_tensor([float(signalled == s) for s in STOP_SIGNALS])
+    right = [] if sweep.right is None else [sweep.right]
+    all_reduce_sum_([sweep.J, *trainee.gradients(), *right, flags])
     return signalled or next((int(s) for s, count in zip(STOP_SIGNALS, flags.tolist()) if count > 0), 0)
-
-
-def _epoch_scalars(cost: float, model: ShallowNet, X: Tensor | NpyRows, Y: Tensor | NpyRows, n: int,
-                   optimizer: torch.optim.Optimizer, val: tuple[Tensor, Tensor, int] | None) -> dict[str, float]:
-    """An epoch's scalars, all at θ(t): the costs, the accuracies, ‖∇J‖ and the learning rate about to be used.
-    Every rank computes them (the accuracies are sums over the ranks); rank 0 writes them."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    scalars = {"cost/train": cost, "accuracy/train": evaluate(model, X, Y, n)[1]}
-    if val is not None:
-        scalars["cost/val"], scalars["accuracy/val"] = evaluate(model, *val)
-    scalars["grad_norm"] = torch.nn.utils.get_total_norm(grads).item()
-    scalars["lr"] = optimizer.param_groups[0]["lr"]
-    return scalars
 
 
 def _divergence_limit(history: History, cost: float) -> float:
     return DIVERGENCE_FACTOR * max(history.costs[0] if history.costs else cost, 1.0)
 
 
-def _diverged(t: int, cost: float, history: History, lr: float, params: list[Tensor], last_good: list[Tensor]):
-    """Stop at a NaN, inf or runaway J(θ(t)), putting back θ(t-1), whose cost was fine."""
+def _diverged(t: int, cost: float, history: History, trainee: Trainee, k: int, params: list[Tensor],
+              last_good: list[Tensor]) -> None:
+    """Stop model k at a NaN, inf or runaway J(θ(t)), putting back θ(t-1), whose cost was fine."""
     if not history.costs:
         raise ValueError(f"the initial parameters give a cost of {cost}; check the model's parameters for NaN or inf")
-    torch._foreach_copy_(params, last_good)
-    raise TrainingDiverged(
-        f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to {cost:.6g} "
-        f"with learning rate {lr:g}; try a smaller learning rate. The model keeps the parameters of epoch {t - 1}.",
-        history)
+    for p, good in zip(params, last_good):
+        trainee.select(p, k).copy_(trainee.select(good, k))
+    history.stop_reason = "diverged"
