@@ -114,7 +114,8 @@ class ModelStack:
             for k, m in enumerate(models):
                 for name, p in zip(PARAMETERS, self.parameters()):
                     self._unpadded(p[k], name, self.hidden[k]).copy_(getattr(m, name))
-        self._lr = torch.tensor(list(map(float, lrs)), **factory)
+        self.lrs = list(map(float, lrs))
+        self._lr = torch.tensor(self.lrs, **factory)
         names = tuple(m.activation for m in models)
         self.activation = names[0] if len(set(names)) == 1 else names  # one name: one operation, no runs to cut
         self.output = first.output
@@ -160,7 +161,7 @@ class ModelStack:
         return squares.sqrt().tolist()
 
     def learning_rates(self) -> list[float]:
-        return self._lr.tolist()
+        return self.lrs
 
     def model(self, k: int) -> ShallowNet:
         """Model k, its parameters (and, after a sweep, gradients) copied from the stack without the padding."""

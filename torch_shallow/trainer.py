@@ -42,6 +42,8 @@ from .validation import check_features, check_targets
 # lowers J; a step far too large throws the logits out by orders of magnitude, and J with them, where it may
 # oscillate without ever becoming NaN.
 DIVERGENCE_FACTOR = 100.0
+# Recorded by the command line with a run's hyperparameters, for resuming; not hyperparameters themselves.
+RUN_SETTINGS = ("device", "dtype")
 # TensorBoard keeps 1,000 points of each scalar tag by default (its reservoir size): more buys nothing.
 LOGGED_POINTS = 1000
 
@@ -565,9 +567,13 @@ def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, objec
 
 def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float,
                    hparams: dict[str, object], history: History) -> None:
-    """The run's hyperparameters and final metrics, for the HParams dashboard."""
+    """The run's hyperparameters and final metrics, for the HParams dashboard. Of ``hparams``, values that are None
+    (options not used) and the settings of where and in what precision it ran are kept in the checkpoint only."""
     run = {"lr": lr, "max_epochs": config.max_epochs, "tol": config.tol, "optimizer": optimizer,
-           "hidden_features": model.hidden_features, "activation": model.activation, **hparams}
+           "hidden_features": model.hidden_features, "activation": model.activation,
+           **{k: v for k, v in hparams.items() if v is not None and k not in RUN_SETTINGS}}
+    if config.patience is not None:
+        run["patience"] = config.patience
     if model.output != "sigmoid":
         run["output"] = model.output
     metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
