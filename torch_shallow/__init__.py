@@ -8,6 +8,7 @@ from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, sha
 from .module import ShallowNet
 from .ondisk import NpyRows, csv_to_npy, open_npy
 from .run import RunInUse, default_run_dir
+from .sweep import fit_many
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, evaluate, fit
 
 try:
@@ -18,5 +19,6 @@ except PackageNotFoundError:  # imported from a source tree that was not install
 __all__ = [
     "ACTIVATIONS", "DATASETS", "History", "NpyRows", "RunInUse", "ShallowBCEFunction", "ShallowNet",
     "ShallowNetFunction", "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "circles", "csv_to_npy",
-    "default_run_dir", "evaluate", "fit", "load_csv", "moons", "open_npy", "planar", "shallow_bce", "shallow_net",
+    "default_run_dir", "evaluate", "fit", "fit_many", "load_csv", "moons", "open_npy", "planar", "shallow_bce",
+    "shallow_net",
 ]
