@@ -3,6 +3,7 @@ version of the slides' formulas, scikit-learn's MLPClassifier and the matrix-pro
 
     python experiments/benchmark.py            # every case (a few minutes on 2 cores)
     python experiments/benchmark.py --quick    # smaller n, for a smoke test
+    python experiments/benchmark.py --only planar sweep   # some of the cases
 
 Times are medians over repeats, measured in one run; ratios are anchor time / our time, so a ratio above 1 means
 this project is faster (the floor column is our time / floor time). In the large cases each method runs in a process
@@ -203,7 +204,8 @@ def planar_loops(epochs: int):
     return loops
 
 
-def planar_case(epochs: int, repeats: int) -> None:
+def planar_case(epochs: int, repeats: int) -> dict[str, float]:
+    """The planar loops' µs per epoch, printed, and returned for the sweep's comparison."""
     loops = planar_loops(epochs)
     t = {name: seconds / epochs * 1e6 for name, seconds in median_seconds(loops, repeats).items()}
     print(f"\n### Planar training loop: n = 400, d1 = 4, {epochs:,} epochs, float32 (median µs per epoch)\n")
@@ -211,6 +213,63 @@ def planar_case(epochs: int, repeats: int) -> None:
     print("|---|---|---|")
     for name, us in t.items():
         print(f"| {name} | {us:.1f} | {us / t['torch_shallow']:.2f} |")
+    return t
+
+
+# ---- many models at once, and the cost of logging -----------------------------------------------------------------
+
+SWEEP_MODELS = 64
+
+
+def sweep_case(epochs: int, repeats: int, single: dict[str, float]) -> None:
+    """64 planar models (d1 = 4, seeds 0-63) trained by fit_many, per model-epoch, beside one model's epoch in
+    NumPy, scikit-learn and fit (``single``, measured in the same run); and fit logged with the defaults (a run
+    directory, ``log_every`` keeping ~1,000 points) beside fit unlogged."""
+    import tempfile
+
+    from torch_shallow import fit_many
+
+    X, Y = planar()
+
+    def nets():
+        out = []
+        for seed in range(SWEEP_MODELS):
+            net = ShallowNet(2, 4)
+            net.reset_parameters(torch.Generator().manual_seed(seed))
+            out.append(net)
+        return out
+
+    def sweep():
+        fit_many(nets(), X, Y, TrainConfig(lr=1.2, max_epochs=epochs, tol=0, progress=False))
+
+    with tempfile.TemporaryDirectory() as root:
+        runs = iter(range(10**6))
+
+        def logged():
+            fit(nets()[0], X, Y, TrainConfig(lr=1.2, max_epochs=epochs, tol=0, progress=False,
+                                              log_dir=Path(root) / str(next(runs))))
+
+        def unlogged():
+            fit(nets()[0], X, Y, TrainConfig(lr=1.2, max_epochs=epochs, tol=0, progress=False))
+
+        t = {name: seconds / epochs * 1e6 for name, seconds in
+             median_seconds({"sweep": sweep, "logged": logged, "unlogged": unlogged}, repeats).items()}
+    per_model = t["sweep"] / SWEEP_MODELS
+    print(f"\n### {SWEEP_MODELS} planar models at once (fit_many), {epochs:,} epochs, float32 "
+          "(median µs per model-epoch)\n")
+    print("| method | µs per model-epoch | fit_many's share of it |")
+    print("|---|---|---|")
+    print(f"| fit_many, {SWEEP_MODELS} models | {per_model:.2f} | 1.00 |")
+    for name, label in (("numpy", "NumPy, one model"), ("scikit-learn", "scikit-learn, one model"),
+                        ("torch_shallow", f"fit, one model ({SWEEP_MODELS} in sequence)")):
+        if name in single:
+            print(f"| {label} | {single[name]:.1f} | {per_model / single[name]:.3f} |")
+    print(f"\n{SWEEP_MODELS} sequential fits over fit_many: {single['torch_shallow'] / per_model:.1f}×\n")
+    print("| fit on the planar data | µs / epoch | ratio to unlogged |")
+    print("|---|---|---|")
+    for name in ("unlogged", "logged"):
+        print(f"| {name}{' (TensorBoard, the defaults)' if name == 'logged' else ''} | {t[name]:.1f} | "
+              f"{t[name] / t['unlogged']:.2f} |")
 
 
 # ---- scaling out: the same full-batch training in 1 and 2 processes ------------------------------------------
@@ -263,11 +322,22 @@ def scaling_case(epochs: int) -> None:
         print(f"| {processes} | {s:.3f} | {seconds[1] / s:.2f}× |")
 
 
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` gives it, for the tables' readers: timings differ between machines."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n / 20 and fewer repeats, as a smoke test")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per method (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, one per core)")
+    parser.add_argument("--only", nargs="+", choices=["planar", "sweep", "large", "scaling"],
+                        help="run these cases only (sweep implies planar, which it is compared with)")
     parser.add_argument("--scaling-worker", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_worker:
@@ -277,11 +347,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cases = [(n // 20, d, d1) for n, d, d1 in LARGE_CASES] if args.quick else LARGE_CASES
     repeats = 2 if args.quick else args.repeats
-    print(f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+    print(f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
-    planar_case(1_000 if args.quick else 10_000, repeats)
-    large_cases(cases, repeats)
-    scaling_case(2 if args.quick else 10)
+    only = set(args.only or ["planar", "sweep", "large", "scaling"])
+    if only & {"planar", "sweep"}:
+        single = planar_case(1_000 if args.quick else 10_000, repeats)
+    if "sweep" in only:
+        sweep_case(300 if args.quick else 3_000, repeats, single)
+    if "large" in only:
+        large_cases(cases, repeats)
+    if "scaling" in only:
+        scaling_case(2 if args.quick else 10)
 
 
 if __name__ == "__main__":

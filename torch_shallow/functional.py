@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from .activations import activate_, derivative
+from .activations import activate_, derivative, times_derivative_
 from .parallel import map_on_cores, row_ranges
 from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
@@ -115,7 +115,7 @@ def backward_pass(
     if need_dW2:
         dW2 = dZ2.mT @ A1  # dZ2ᵀ A1                     (d2, d1)
     if need_dX or need_dW1 or need_db1:
-        dZ1 = (dZ2 @ W2).mul_(derivative(A1, activation))  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
+        dZ1 = times_derivative_(dZ2 @ W2, A1, activation)  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
         if need_db1:
             db1 = dZ1.sum(-2)  # dZ1ᵀ 1                  (d1,)
         if need_dW1:

@@ -1,0 +1,130 @@
+"""K classes through a softmax output, against torch's own cross_entropy, and early stopping on validation data."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torch_shallow import ACTIVATIONS, ShallowBCEFunction, ShallowNet, TrainConfig, fit, planar
+from torch_shallow.cli import main
+
+from conftest import assert_close
+
+
+def three_classes(n=90, dtype=torch.float64, seed=0):
+    """Three Gaussian blobs in 2-D; Y one-hot (n, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    centres = torch.tensor([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]])
+    X = centres[labels] + torch.randn(n, 2, generator=g)
+    return X.to(dtype), F.one_hot(labels, 3).to(dtype), labels
+
+
+def softmax_net(hidden=5, activation="tanh", dtype=torch.float64, seed=0):
+    net = ShallowNet(2, hidden, 3, activation, output="softmax", dtype=dtype)
+    net.reset_parameters(torch.Generator().manual_seed(seed))
+    return net
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_the_cost_and_its_gradients_equal_torch_cross_entropy(activation, dtype):
+    X, Y, labels = three_classes(dtype=dtype)
+    net = softmax_net(activation=activation, dtype=dtype)
+    J = net.cost(X, Y)
+    ours = torch.autograd.grad(J, list(net.parameters()))
+    theirs_J = F.cross_entropy(net(X), labels)  # autograd through the logits, torch's own softmax cross-entropy
+    theirs = torch.autograd.grad(theirs_J, list(net.parameters()))
+    assert_close(J, theirs_J)
+    for a, b in zip(ours, theirs):
+        assert_close(a, b)
+
+
+def test_soft_labels_equal_cross_entropy_with_probabilities():
+    X, _, _ = three_classes()
+    Y = torch.softmax(torch.randn(90, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64), -1)
+    net = softmax_net()
+    assert_close(net.cost(X, Y), F.cross_entropy(net(X), Y))
+
+
+@pytest.mark.parametrize("block_rows", [None, 7])
+def test_gradcheck_of_the_softmax_cost(block_rows):
+    X, Y, _ = three_classes(n=12)
+    net = softmax_net(hidden=3)
+    theta = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    X = X.clone().requires_grad_()
+
+    def cost(X, *t):
+        return ShallowBCEFunction.apply(X, Y, *t, "tanh", block_rows, (True,) * 5, "softmax")[0]
+
+    assert torch.autograd.gradcheck(cost, (X, *theta))
+    assert torch.autograd.gradgradcheck(lambda X, *t: ShallowBCEFunction.apply(
+        X, Y, *t, "tanh", block_rows, (False,) * 5, "softmax")[0], (X, *theta))
+
+
+def test_predictions_are_rows_of_probabilities_and_one_hot_argmax():
+    X, _, _ = three_classes()
+    net = softmax_net()
+    P = net.predict_proba(X)
+    torch.testing.assert_close(P.sum(1), torch.ones(90, dtype=torch.float64))
+    assert torch.equal(net.predict(X), F.one_hot(P.argmax(1), 3).double())
+
+
+def test_bad_softmax_input_is_refused():
+    X, Y, _ = three_classes()
+    net = softmax_net()
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        net.cost(X, Y * 0.5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ShallowNet(2, 4, 1, output="softmax")
+    with pytest.raises(ValueError, match="output must be 'sigmoid' or 'softmax'"):
+        ShallowNet(2, 4, 3, output="relu")
+
+
+def test_fit_reports_the_argmax_accuracy():
+    X, Y, labels = three_classes()
+    net = softmax_net()
+    history = fit(net, X, Y, TrainConfig(lr=0.5, max_epochs=300, tol=0))
+    expected = (net(X).argmax(1) == labels).double().mean().item()
+    assert history.train_accuracy == pytest.approx(expected)
+    assert expected > 0.8
+
+
+# Early stopping -------------------------------------------------------------------------------------------------------
+
+def test_early_stopping_restores_the_best_epoch():
+    X, Y = planar(dtype=torch.float64)
+    train, val = (X[::2], Y[::2]), (X[1::2], Y[1::2])
+
+    def net():
+        model = ShallowNet(2, 50, activation="tanh", dtype=torch.float64)
+        model.reset_parameters(torch.Generator().manual_seed(0))
+        return model
+
+    stopped = net()
+    history = fit(stopped, *train, TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10),
+                  val=val)
+    assert history.stop_reason == "early_stopping" and history.epochs < 20000
+    best = history.val_epochs[history.val_costs.index(min(history.val_costs))]
+    assert history.best_epoch == best
+    assert history.epochs == history.val_epochs[-1] + 1  # ten evaluations without improvement, then stop
+    assert history.val_epochs[-1] == best + 10 * 20
+    oracle = net()  # an independent run of exactly best_epoch steps holds θ(best_epoch)
+    fit(oracle, *train, TrainConfig(lr=2.0, max_epochs=best, tol=0))
+    for p, q in zip(stopped.parameters(), oracle.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+    assert history.final_cost == pytest.approx(oracle.cost(*train).item(), rel=1e-12)
+
+
+def test_early_stopping_needs_validation_data():
+    X, Y = planar()
+    with pytest.raises(ValueError, match="early stopping .* needs validation data"):
+        fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=10, patience=3))
+
+
+def test_the_command_line_splits_validation_data_and_stops_early(tmp_path, capsys):
+    assert main(["train", "--dataset", "moons", "--hidden", "40", "--activation", "tanh", "--lr", "2",
+                 "--val-fraction", "0.3", "--patience", "5", "--log-every", "20", "--epochs", "20000", "--tol", "0",
+                 "--log-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "early_stopping, best epoch" in out and "validation accuracy" in out
+    assert main(["train", "--patience", "5", "--no-log"]) == 2
+    assert "--patience without --val-fraction" in capsys.readouterr().err
