@@ -356,9 +356,10 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
         data))
     with _writers(config, rank, resume_from, first, run_names) as writers:
         if first == 0:
-            for k, writer in enumerate(writers):
+            for writer in writers:
                 write_layout(writer)
-                write_graph(writer, trainee.model(k), X[:1])
+            if len(writers) == 1:  # a sweep's models share one graph; tracing each would cost seconds
+                write_graph(writers[0], trainee.model(0), X[:1])
         bar = tqdm(range(first, config.max_epochs if any(running) else first), initial=first,
                    total=config.max_epochs, desc="train", unit="epoch",
                    disable=rank != 0 or (None if config.progress is None else not config.progress))
