@@ -369,7 +369,8 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                     logged = t % every == 0
                     sweep = trainee.sweep(X, Y, n, count_right=logged)  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
                     stop = _reduce_over_ranks(sweep, trainee, signalled()) if size > 1 else signalled()
-                    costs = sweep.J.reshape(-1).tolist()
+                    costs = sweep.J.tolist()  # one synchronisation: a float for one model, a list for a stack
+                    costs = costs if isinstance(costs, list) else [costs]
                     for k, cost in enumerate(costs):
                         if not running[k]:
                             continue
