@@ -1,8 +1,9 @@
 # make train: install, then run the planar experiment.  make test: install, then run the tests.
+# make screenshots: the dashboard's screenshots in docs/, taken by the browser tests.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: train test
+.PHONY: train test screenshots
 
 $(VENV)/installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -14,3 +15,6 @@ train: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest
+
+screenshots: $(VENV)/installed
+	TORCH_SHALLOW_SCREENSHOTS=docs $(PYTHON) -m pytest tests/test_browser.py

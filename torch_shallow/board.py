@@ -1,43 +1,60 @@
 """TensorBoard output, in each run's directory (see :mod:`torch_shallow.run`): scalars, hyperparameters,
-histograms, the decision boundary of 2-D data and a layout that overlays training and validation curves."""
+histograms, the decision boundary of 2-D data with its colour key, a layout that overlays training and validation
+curves, and the model's graph."""
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from .functional import auto_block_rows
+from .functional import ShallowNetFunction, auto_block_rows
 
 HParamValue = int | float | str | bool
 
 
-def write_hparams(writer: SummaryWriter, hparams: dict[str, object], metrics: dict[str, float], step: int) -> None:
-    """Record hyperparameters and final metrics in the writer's own run directory.
+def write_hparams(writer: SummaryWriter, hparams: dict[str, object]) -> None:
+    """Record a run's hyperparameters in the writer's own run directory, for the HParams dashboard.
 
-    ``SummaryWriter.add_hparams`` writes them into a new sub-run named by a timestamp, which splits one run
-    in two on the dashboard. Writing the three hparams summaries through the run's own file writer, and the
-    metrics as ordinary scalars beside them, keeps the HParams dashboard and the curves in one run.
+    ``SummaryWriter.add_hparams`` writes them into a new sub-run named by a timestamp, which splits one run in two
+    on the dashboard; the session's start and end summaries go through the run's own file writer instead. The
+    metrics the dashboard shows for a run are the last values of its scalar tags: each curve ends with the trained
+    model's value at step ``epochs`` (``cost/train``, ``accuracy/train``, ``cost/val``, ``accuracy/val``), so no
+    separate one-point charts of final metrics are written.
     """
     clean = {k: v if isinstance(v, HParamValue) else str(v) for k, v in hparams.items()}
-    for summary in hparams_summary(clean, metrics):
+    # No experiment summary, the first of the three: TensorBoard's HParams plugin (backend_context.py,
+    # experiment_from_metadata) takes the columns of the whole log directory from the first run it finds holding
+    # one, so a run without validation data would hide cost/val and accuracy/val of every other run, and a run with
+    # other hyperparameters their columns. Without any, the plugin builds the columns from every run's session
+    # start (each hyperparameter, its values' domain) and every scalar tag of those runs, whatever mix shares the
+    # directory. Its table then shows the first five metrics in the order of their tags: accuracy/train,
+    # accuracy/val, cost/train, cost/val and grad_norm.
+    _, session_start, session_end = hparams_summary(clean, {})
+    for summary in (session_start, session_end):
         writer.file_writer.add_summary(summary)
-    for tag, value in metrics.items():
-        writer.add_scalar(tag, value, step)
 
 
 # Colours of the decision-boundary image (RGB in [0, 1]): the probability field fades from the light colour of
-# class 0 to that of class 1; the points are drawn in the dark colour of their label.
+# class 0 to that of class 1; the points are drawn in the dark colour of their label; the key's text in INK.
 LIGHT = torch.tensor([[0.60, 0.75, 0.95], [0.97, 0.65, 0.55]])
 DARK = torch.tensor([[0.05, 0.20, 0.60], [0.65, 0.05, 0.05]])
+INK = torch.tensor([0.10, 0.10, 0.10])
+
+# The colour key beneath the field: two lines of Pillow's default font (about 10 pixels high), each led by a
+# SWATCH-pixel square or bar, PAD pixels from the edges.
+KEY_ROWS, SWATCH, PAD = 40, 8, 6
 
 
 @torch.no_grad()
 def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: int = 256) -> Tensor:
-    """A (3, size, size) float image in [0, 1]: the points of 2-D data over the field A2 = P(y = 1 | x).
+    """A (3, size + KEY_ROWS, size) float image in [0, 1]: the points of 2-D data over the field A2 = P(y = 1 | x),
+    in the top size × size square, and beneath it a key to the colours (:func:`colour_key`).
 
     The field is evaluated on a size × size grid over the data's range with a 10% margin, block by block as the
     cost is, so that a wide hidden layer does not need (size², d1) activations at once; the point of each sample
@@ -53,23 +70,60 @@ def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: 
     grid = grid.to(device=model.W1.device, dtype=model.W1.dtype)
     block_rows = auto_block_rows(model.W1)
     p = torch.cat([model.predict_proba(grid[a:a + block_rows])[:, 0] for a in range(0, len(grid), block_rows)])
-    p = p.double().cpu().reshape(size, size, 1)
-    image = (1 - p) * LIGHT[0].double() + p * LIGHT[1].double()  # (size, size, 3)
+    image = field_colours(p.double().cpu().reshape(size, size))  # (size, size, 3)
     col = ((X[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
     row = ((high[1] - X[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
     colour = DARK.double()[(Y > 0.5).long()]
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             image[(row + dr).clamp(0, size - 1), (col + dc).clamp(0, size - 1)] = colour
-    return image.permute(2, 0, 1).float()
+    return torch.cat([image, colour_key(size)]).permute(2, 0, 1).float()
+
+
+def field_colours(p: Tensor) -> Tensor:
+    """The colours (..., 3) of probabilities p (...): from class 0's light colour at 0 to class 1's at 1."""
+    p = p.unsqueeze(-1)
+    return (1 - p) * LIGHT[0].double() + p * LIGHT[1].double()
+
+
+def colour_key(width: int) -> Tensor:
+    """The key beneath the field, (KEY_ROWS, width, 3) in float64 on white: a square in each label's point
+    colour, named ``y = 0`` and ``y = 1``, and a bar of the field's colours from P(y = 1 | x) = 0 to 1.
+
+    The squares and the bar are drawn as tensors, so their pixels hold exactly the colours of the points and
+    the field; Pillow draws the text, whose antialiased coverage then blends INK into the white. Laid out for
+    images at least 160 pixels wide (the trainer's are 256); in narrower ones the text is cut off at the edge.
+    """
+    key = torch.ones(KEY_ROWS, width, 3, dtype=torch.float64)
+    text = Image.new("L", (width, KEY_ROWS))
+    draw, font = ImageDraw.Draw(text), ImageFont.load_default()
+    top = (PAD, KEY_ROWS // 2 + PAD // 2)  # the two lines' first pixel rows
+    x = PAD
+    for label, colour in enumerate(DARK.double()):
+        key[top[0]:top[0] + SWATCH, x:x + SWATCH] = colour
+        x = _write(draw, font, x + SWATCH + 4, top[0], f"y = {label}") + 3 * PAD
+    start = _write(draw, font, PAD, top[1], "P(y = 1 | x):  0") + 4
+    end = max(width - PAD - round(draw.textlength("1", font=font)) - 4, start)
+    key[top[1]:top[1] + SWATCH, start:end] = field_colours(torch.linspace(0, 1, end - start))
+    _write(draw, font, end + 4, top[1], "1")
+    ink = torch.from_numpy(np.array(text)).double().unsqueeze(-1) / 255  # (KEY_ROWS, width, 1) text coverage
+    return key * (1 - ink) + INK.double() * ink
+
+
+def _write(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, x: int, top: int, text: str) -> int:
+    """Draw text left-aligned at x, centred on the SWATCH rows from ``top``; returns the column after it."""
+    draw.text((x, top + SWATCH / 2), text, fill=255, font=font, anchor="lm")
+    return x + round(draw.textlength(text, font=font))
 
 
 def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y: Tensor, step: int) -> None:
-    """Histograms of θ and ∇J (tags ``W1``... and ``grad/W1``...), and for 2-D data the decision boundary."""
+    """Histograms of θ and ∇J (tags ``parameters/W1``... and ``gradients/W1``...), and for 2-D data the decision
+    boundary. The groups keep the histograms together, after ``accuracy`` and ``cost``: bare tags W1, W2 would
+    sort before them (capitals first) and take the landing page's first, expanded sections."""
     for name, p in model.named_parameters():
-        writer.add_histogram(name, p.detach(), step)
+        writer.add_histogram(f"parameters/{name}", p.detach(), step)
         if p.grad is not None:
-            writer.add_histogram(f"grad/{name}", p.grad, step)
+            writer.add_histogram(f"gradients/{name}", p.grad, step)
     if isinstance(X, Tensor) and X.shape[1] == 2 and model.out_features == 1:  # in memory: on disk it may be huge
         writer.add_image("decision_boundary", decision_boundary_image(model, X, Y), step)
 
@@ -82,11 +136,42 @@ def write_layout(writer: SummaryWriter) -> None:
     })
 
 
+# Rows of X the graph is traced with: enough that the shapes read as a batch, (8, d), not as one sample's (1, d).
+GRAPH_ROWS = 8
+
+# The outputs of a custom Function, named as in its docstring, for the nodes that unpack them.
+FUNCTION_OUTPUTS = {ShallowNetFunction.__name__: ("Z2", "A1")}
+
+
 def write_graph(writer: SummaryWriter, model: torch.nn.Module, X: Tensor) -> None:
-    """The model's graph for the Graphs tab. ``add_graph`` traces with ``torch.jit.trace``, deprecated in recent
-    PyTorch but still the only path TensorBoard reads; the custom Function shows as one ``PythonOp`` node fed by
-    X, W1, b1, W2 and b2."""
+    """The model's graph for the Graphs tab, traced with the first GRAPH_ROWS rows of X (a tensor or on-disk rows).
+
+    ``add_graph`` traces with ``torch.jit.trace``, deprecated in recent PyTorch but still the only path TensorBoard
+    reads, and names each node after the value it computes: the custom Function's ``prim::PythonOp`` node gets the
+    tracer's bare number ("60"). Tracing here and naming the values (:func:`_name_values`) shows it as
+    ``ShallowNetFunction``, fed by X, W1, b1, W2 and b2; ``add_graph`` takes the traced module as it is.
+    """
+    rows = X[:GRAPH_ROWS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the boundary's shape checks: constants of a trace
-        writer.add_graph(model, X)
+        warnings.filterwarnings("ignore", "The input to trace is already a ScriptModule")  # add_graph's own trace
+        traced = torch.jit.trace(model, rows)
+        _name_values(traced.graph)
+        writer.add_graph(traced, rows)
+
+
+def _name_values(graph: torch.Graph) -> None:
+    """Name the traced graph's values as a reader of the slides would: the inputs after forward's arguments,
+    without the tracer's suffix (X, not X.1), each custom Function's result after the Function, and the outputs
+    that a tuple-returning Function's node unpacks after FUNCTION_OUTPUTS."""
+    for value in list(graph.inputs())[1:]:  # the first is the module itself
+        value.setDebugName(value.debugName().partition(".")[0])
+    for node in graph.nodes():
+        if node.kind() == "prim::PythonOp":
+            result = node.output()
+            result.setDebugName(node.pyname())
+            for use in result.uses():
+                if use.user.kind() == "prim::TupleUnpack" and node.pyname() in FUNCTION_OUTPUTS:
+                    for value, name in zip(use.user.outputs(), FUNCTION_OUTPUTS[node.pyname()]):
+                        value.setDebugName(name)

@@ -359,7 +359,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
             for writer in writers:
                 write_layout(writer)
             if len(writers) == 1:  # a sweep's models share one graph; tracing each would cost seconds
-                write_graph(writers[0], trainee.model(0), X[:1])
+                write_graph(writers[0], trainee.model(0), X)
         bar = tqdm(range(first, config.max_epochs if any(running) else first), initial=first,
                    total=config.max_epochs, desc="train", unit="epoch",
                    disable=rank != 0 or (None if config.progress is None else not config.progress))
@@ -491,7 +491,7 @@ def _finish(trainee: Trainee, X: Any, Y: Any, n: int, val: tuple[Tensor, Tensor,
                 writers[k].add_scalar(tag, value, h.epochs)
             write_dashboard(writers[k], trainee.model(k), X, Y, h.epochs)
             _write_summary(writers[k], trainee.model(k), config, trainee.optimizer_class,
-                           trainee.learning_rates()[k], hparams[k], h)
+                           trainee.learning_rates()[k], hparams[k])
 
 
 @contextlib.contextmanager
@@ -568,9 +568,10 @@ def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, objec
 
 
 def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float,
-                   hparams: dict[str, object], history: History) -> None:
-    """The run's hyperparameters and final metrics, for the HParams dashboard. Of ``hparams``, values that are None
-    (options not used) and the settings of where and in what precision it ran are kept in the checkpoint only."""
+                   hparams: dict[str, object]) -> None:
+    """The run's hyperparameters, for the HParams dashboard, whose metrics are the curves' last points. Of
+    ``hparams``, values that are None (options not used) and the settings of where and in what precision it ran are
+    kept in the checkpoint only."""
     run = {"lr": lr, "max_epochs": config.max_epochs, "tol": config.tol, "optimizer": optimizer,
            "hidden_features": model.hidden_features, "activation": model.activation,
            **{k: v for k, v in hparams.items() if v is not None and k not in RUN_SETTINGS}}
@@ -578,10 +579,7 @@ def _write_summary(writer: SummaryWriter, model: ShallowNet, config: TrainConfig
         run["patience"] = config.patience
     if model.output != "sigmoid":
         run["output"] = model.output
-    metrics = {"final/cost": history.final_cost, "final/accuracy": history.train_accuracy}
-    if history.val_accuracy is not None:
-        metrics.update({"final/val_cost": history.val_cost, "final/val_accuracy": history.val_accuracy})
-    write_hparams(writer, run, metrics, history.epochs)
+    write_hparams(writer, run)
 
 
 def _rows_over_ranks(X: Tensor | NpyRows, model: ShallowNet) -> tuple[int, int]:

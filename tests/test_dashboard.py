@@ -1,0 +1,123 @@
+"""The dashboard as TensorBoard reads it back from the event files: histogram groups that sort after the curves,
+the HParams plugin's view of a log directory holding runs with and without validation data, the graph's Function
+node, and the colour key of the decision-boundary image."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+from torch.utils.tensorboard import SummaryWriter
+
+from torch_shallow import ShallowNet, TrainConfig, fit, open_npy, planar
+from torch_shallow.board import DARK, LIGHT, decision_boundary_image, write_graph
+
+
+def read(run: Path) -> EventAccumulator:
+    events = EventAccumulator(str(run), size_guidance={"histograms": 0, "images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def test_histograms_are_grouped_and_sort_after_the_curves(tmp_path):
+    X, Y = planar()
+    fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=20, log_dir=tmp_path, dashboard_every=10))
+    tags = read(tmp_path).Tags()
+    names = ("W1", "b1", "W2", "b2")
+    assert sorted(tags["histograms"]) == sorted([f"parameters/{n}" for n in names] + [f"gradients/{n}" for n in names])
+    # TensorBoard's dashboards sort their sections by the tag's first component, capitals before lower case
+    sections = sorted({tag.split("/")[0] for kind in ("scalars", "histograms", "images") for tag in tags[kind]})
+    assert sections[:2] == ["accuracy", "cost"]
+
+
+def hparams_plugin_view(log_dir: Path, runs: list[str]) -> tuple[api_pb2.Experiment, dict[str, dict[str, float]]]:
+    """What TensorBoard's HParams plugin serves for ``log_dir`` when it reads ``runs`` in this order: the
+    experiment (the table's columns) and each listed run's metric values."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    for run in runs:
+        multiplexer.AddRun(str(log_dir / run), run)
+    multiplexer.Reload()
+    tb_context = base_plugin.TBContext(logdir=str(log_dir), multiplexer=multiplexer,
+                                       data_provider=data_provider.MultiplexerDataProvider(multiplexer, str(log_dir)))
+    plugin, request = backend_context.Context(tb_context), context.RequestContext()
+    experiment = get_experiment.Handler(request, plugin, "", api_pb2.GetExperimentRequest()).run()
+    every_status = api_pb2.Status.values()  # as the dashboard asks, unfiltered
+    groups = list_session_groups.Handler(request, plugin, "", api_pb2.ListSessionGroupsRequest(
+        allowed_statuses=every_status, slice_size=10)).run()
+    metrics = {group.name: {m.name.tag: m.value for m in group.metric_values} for group in groups.session_groups}
+    return experiment, metrics
+
+
+@pytest.mark.parametrize("first", ["with_val", "without_val"])
+def test_the_hparams_view_is_complete_whichever_run_is_read_first(tmp_path, first):
+    X, Y = planar()
+    with_val = fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=30, log_dir=tmp_path / "with_val"),
+                   val=(X[::4], Y[::4]), hparams={"dataset": "planar", "validation": "every 4th sample"})
+    without_val = fit(ShallowNet(2, 3), X, Y, TrainConfig(max_epochs=20, log_dir=tmp_path / "without_val"),
+                      hparams={"dataset": "planar", "seed": 1})
+    runs = sorted(["with_val", "without_val"], key=lambda run: run != first)
+    experiment, metrics = hparams_plugin_view(tmp_path, runs)
+    columns = {info.name for info in experiment.hparam_infos}
+    assert {"validation", "seed", "dataset", "hidden_features", "lr"} <= columns  # each run's own ones too
+    tags = [info.name.tag for info in experiment.metric_infos]
+    assert tags[:5] == ["accuracy/train", "accuracy/val", "cost/train", "cost/val", "grad_norm"]  # shown at first
+    assert not any(tag.startswith("final/") for tag in tags)  # no one-point charts of what the curves end with
+    assert set(metrics) == {"with_val", "without_val"}
+    assert metrics["with_val"]["accuracy/val"] == pytest.approx(with_val.val_accuracy)
+    assert metrics["with_val"]["cost/val"] == pytest.approx(with_val.val_cost)
+    assert metrics["with_val"]["accuracy/train"] == pytest.approx(with_val.train_accuracy)
+    assert metrics["with_val"]["cost/train"] == pytest.approx(with_val.final_cost)
+    assert metrics["without_val"]["accuracy/train"] == pytest.approx(without_val.train_accuracy)
+    assert "accuracy/val" not in metrics["without_val"]
+
+
+def graph_nodes(log_dir: Path) -> dict[str, object]:
+    return {node.name: node for node in read(log_dir).Graph().node}
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_the_graph_names_the_function_and_is_traced_with_a_few_rows(tmp_path, on_disk):
+    X, Y = planar()
+    if on_disk:
+        np.save(tmp_path / "X.npy", X.numpy()), np.save(tmp_path / "Y.npy", Y.numpy())
+        X, _ = open_npy(tmp_path)
+    with SummaryWriter(tmp_path / "run") as writer:
+        write_graph(writer, ShallowNet(2, 4), X)
+    nodes = graph_nodes(tmp_path / "run")
+    (function,) = [node for node in nodes.values() if node.op == "prim::PythonOp"]
+    assert function.name.split("/")[-1] == "ShallowNetFunction"
+    assert not [name for name in nodes if name.split("/")[-1].isdigit()]  # no node is a bare number
+    assert {name.split("/")[-1] for name in nodes if function.name in nodes[name].input} == {"Z2", "A1"}
+    (X_node,) = [node for node in nodes.values() if node.op == "IO Node" and not node.input]
+    assert X_node.name == "input/X"
+    assert [d.size for d in X_node.attr["_output_shapes"].list.shape[0].dim] == [8, 2]
+
+
+def test_the_decision_boundary_image_has_a_colour_key():
+    X, Y = planar()
+    image = decision_boundary_image(ShallowNet(2, 4), X, Y, size=256).permute(1, 2, 0)  # (rows, columns, 3)
+    assert image.shape[1] == 256 and image.shape[0] > 256
+    key = image[256:]  # beneath the size × size field
+
+    def where(colour: torch.Tensor) -> torch.Tensor:
+        return (key - colour).abs().amax(-1) < 1e-6  # (rows, columns)
+
+    def columns(colour: torch.Tensor) -> torch.Tensor:
+        return torch.nonzero(where(colour).any(0))[:, 0]
+
+    # a square of each label's point colour, in the order of their names: y = 0, then y = 1
+    assert where(DARK[0]).sum() >= 16 and where(DARK[1]).sum() >= 16
+    assert columns(DARK[0]).max() < columns(DARK[1]).min()
+    # a bar of the field's colours (1 - p) LIGHT[0] + p LIGHT[1]: p = 0 on the left, 1 on the right, many p between
+    assert where(LIGHT[0]).any() and where(LIGHT[1]).any() and columns(LIGHT[0]).max() < columns(LIGHT[1]).min()
+    p = ((key - LIGHT[0]) / (LIGHT[1] - LIGHT[0])).mean(-1, keepdim=True)
+    on_the_bar = ((key - ((1 - p) * LIGHT[0] + p * LIGHT[1])).abs().amax(-1) < 1e-5) & (p[..., 0] > 0.01) & (
+        p[..., 0] < 0.99)
+    assert len(torch.unique((p[..., 0][on_the_bar] * 100).round())) >= 90
+    grey = (key.amax(-1) - key.amin(-1) < 0.02) & (key.amax(-1) < 0.5)  # dark grey: the labels' text
+    assert grey.sum() >= 50
