@@ -1,6 +1,9 @@
-"""Fixtures shared by the tests: devices, dtypes, one tolerance table, and a random problem maker."""
+"""Fixtures shared by the tests: devices, dtypes, one tolerance table, a random problem maker, and a guard against
+tests that leave process-wide state changed."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -13,6 +16,25 @@ TOLERANCES = {
     torch.float32: {"rtol": 1e-4, "atol": 1e-5},
     torch.float64: {"rtol": 1e-10, "atol": 1e-12},
 }
+
+
+@pytest.fixture(autouse=True)
+def process_state_is_left_as_found():
+    """Fail a test that leaves torch's intra-op thread count or the working directory changed. Both are
+    process-wide: a leak changes what every later test runs with (a thread count of 3 on a 2-core machine splits
+    the sweep differently; a working directory inside a deleted tmp_path breaks relative paths). The state is put
+    back before failing, so that one leak does not fail the tests after it too."""
+    threads, cwd = torch.get_num_threads(), os.getcwd()
+    yield
+    leaks = []
+    if torch.get_num_threads() != threads:
+        leaks.append(f"torch.get_num_threads() changed from {threads} to {torch.get_num_threads()}")
+        torch.set_num_threads(threads)
+    if os.getcwd() != cwd:
+        leaks.append(f"os.getcwd() changed from {cwd} to {os.getcwd()}")
+        os.chdir(cwd)
+    if leaks:
+        pytest.fail("the test left process-wide state changed: " + "; ".join(leaks), pytrace=False)
 
 
 @pytest.fixture(params=DEVICES)

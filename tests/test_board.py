@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 
 from torch_shallow import ShallowNet, TrainConfig, fit, planar
-from torch_shallow.board import DARK, LIGHT, decision_boundary_image
+from torch_shallow.board import DARK, KEY_ROWS, LIGHT, decision_boundary_image
 
 
 def read(run: Path) -> EventAccumulator:
@@ -32,10 +32,11 @@ def test_dashboard_tags(tmp_path):
     tags = events.Tags()
     assert [e.step for e in events.Images("decision_boundary")] == [0, 20, 40, 50]  # every 20 epochs and the end
     for name in ("W1", "b1", "W2", "b2"):
-        assert [e.step for e in events.Histograms(name)] == [0, 20, 40, 50]
-        assert [e.step for e in events.Histograms(f"grad/{name}")] == [0, 20, 40, 50]
-    assert {"cost/val", "accuracy/val", "final/val_accuracy"} <= set(tags["scalars"])
-    assert events.Scalars("final/val_accuracy")[0].value == pytest.approx(history.val_accuracy)
+        assert [e.step for e in events.Histograms(f"parameters/{name}")] == [0, 20, 40, 50]
+        assert [e.step for e in events.Histograms(f"gradients/{name}")] == [0, 20, 40, 50]
+    assert {"cost/val", "accuracy/val"} <= set(tags["scalars"])
+    assert events.Scalars("accuracy/val")[-1].step == 50  # the validation curve ends with the trained model's value
+    assert events.Scalars("accuracy/val")[-1].value == pytest.approx(history.val_accuracy)
     layout = layout_pb2.Layout.FromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
     charts = [list(chart.multiline.tag) for category in layout.category for chart in category.chart]
     assert ["cost/train", "cost/val"] in charts and ["accuracy/train", "accuracy/val"] in charts
@@ -49,7 +50,7 @@ def test_decision_boundary_image_shows_the_field_and_the_points():
         net.W2.fill_(40.0), net.b2.fill_(-20.0)
     X = torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
     image = decision_boundary_image(net, X, torch.tensor([0.0, 1.0]), size=64)
-    assert image.shape == (3, 64, 64) and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (3, 64 + KEY_ROWS, 64) and 0 <= image.min() and image.max() <= 1  # the key beneath
     torch.testing.assert_close(image[:, 32, 10], LIGHT[0], atol=1e-3, rtol=0)  # left half: class 0's colour
     torch.testing.assert_close(image[:, 32, 53], LIGHT[1], atol=1e-3, rtol=0)  # right half: class 1's
     # (-1, -1) lies at 1/12 of the width from the left and 1/12 of the height from the bottom (10% margins)
@@ -89,9 +90,9 @@ def test_the_tensorboard_server_serves_the_history(tmp_path):
                 pass
             time.sleep(0.5)
         assert points is not None, "the server never answered"
-        assert [step for _, step, _ in points] == list(range(0, 40, 3))
-        assert [value for _, _, value in points] == pytest.approx([history.costs[t] for t in range(0, 40, 3)],
-                                                                  rel=1e-6)
+        assert [step for _, step, _ in points] == [*range(0, 40, 3), 40]
+        assert [value for _, _, value in points] == pytest.approx(
+            [history.costs[t] for t in range(0, 40, 3)] + [history.final_cost], rel=1e-6)
     finally:
         server.terminate()
         try:

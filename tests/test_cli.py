@@ -1,16 +1,37 @@
 """The command line, as a user runs it."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from torch_shallow import ShallowNet
+from torch_shallow import ShallowNet, TrainConfig, fit, planar
 from torch_shallow.cli import main
+
+SUMMARY = re.compile(r"^(\w+): (\d+) epochs \((\w+)\), final cost (\d+\.\d{6}), training accuracy (\d+\.\d{2})%$", re.M)
+
+
+def test_defaults_are_the_planar_experiment(capsys):
+    """``train`` with no settings is the planar experiment: the flower, 4 sigmoid hidden units seeded with 0, lr 1.2.
+    Its printed cost and accuracy equal those of that experiment written out with the library."""
+    assert main(["train", "--epochs", "30", "--no-log"]) == 0
+    printed = SUMMARY.search(capsys.readouterr().out)
+    assert printed, "no summary line"
+    X, Y = planar()
+    net = ShallowNet(2, 4, activation="sigmoid")
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    history = fit(net, X, Y, TrainConfig(lr=1.2, max_epochs=30))
+    experiment, epochs, reason, cost, accuracy = printed.groups()
+    assert (experiment, int(epochs), reason) == ("planar", 30, "max_epochs")
+    assert float(cost) == pytest.approx(history.final_cost, rel=0, abs=5e-7)  # printed to 6 decimals
+    assert float(accuracy) == pytest.approx(100 * history.train_accuracy, rel=0, abs=5e-3)
 
 
 def test_train_logs_saves_and_reports(tmp_path, capsys):
+    """The run is logged where asked, and the saved model is the trained one: its cost is the one printed."""
     code = main(["train", "--epochs", "30", "--log-dir", str(tmp_path / "run"), "--save", str(tmp_path / "net.pt")])
     out = capsys.readouterr().out
     assert code == 0
@@ -19,14 +40,18 @@ def test_train_logs_saves_and_reports(tmp_path, capsys):
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
     net = ShallowNet(2, 4)
     net.load_state_dict(torch.load(tmp_path / "net.pt", weights_only=True))
+    printed_cost = float(SUMMARY.search(out).group(4))
+    assert net.cost(*planar()).item() == pytest.approx(printed_cost, rel=0, abs=1e-6)  # 6 decimals, float32
 
 
 def test_seed_reproduces_the_run(capsys):
+    """The same seed gives the same run; another seed, another θ(0) and so another run."""
     outputs = []
-    for _ in range(2):
-        assert main(["train", "--dataset", "moons", "--epochs", "50", "--seed", "3", "--no-log"]) == 0
+    for seed in (3, 3, 4):
+        assert main(["train", "--dataset", "moons", "--epochs", "50", "--seed", str(seed), "--no-log"]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
+    assert outputs[2] != outputs[0]
 
 
 def test_csv_training(tmp_path, capsys):

@@ -51,17 +51,21 @@ def run(script: str, *args: str) -> str:
 
 
 def test_hidden_sizes_short(tmp_path):
+    """One TensorBoard run per (activation, d1, seed), each holding its own settings, and a table row per d1."""
     out = run("hidden_sizes.py", "--epochs", "200", "--log-root", str(tmp_path))
     runs = sorted(p.name for p in tmp_path.iterdir())
-    assert runs == sorted(f"{a}-d1_{d1}" for a in ("tanh", "sigmoid") for d1 in (1, 2, 3, 4, 5, 20, 50))
+    assert runs == sorted(f"{a}-d1_{d1}-s{seed}" for a in ("tanh", "sigmoid") for d1 in (1, 2, 3, 4, 5, 20, 50)
+                          for seed in (2, 3, 4, 5, 6))
     for name in runs:
         events = EventAccumulator(str(tmp_path / name))
         events.Reload()
         start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
         hparams = start.session_start_info.hparams
-        assert f"{hparams['activation'].string_value}-d1_{int(hparams['hidden_features'].number_value)}" == name
+        activation, hidden = hparams["activation"].string_value, int(hparams["hidden_features"].number_value)
+        assert f"{activation}-d1_{hidden}-s{int(hparams['seed'].number_value)}" == name
         assert hparams["max_epochs"].number_value == 200
-    assert len(re.findall(r"^\| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)) == 7
+    row = r"^\| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ \| [\d.]+ ± [\d.]+ \|$"
+    assert len(re.findall(row, out, re.M)) == 7
 
 
 def test_breast_cancer_validation_accuracy(tmp_path):

@@ -66,23 +66,11 @@ def test_cost_takes_any_upstream_gradient(block_rows, dtype):
 def test_finite_differences(check, activation):
     """First derivatives, and second ones through create_graph, against finite differences in float64."""
     X, Y, theta = make_problem(6, 3, 4, 2)
-    assert check(lambda *a: ShallowNetFunction.apply(*a, activation), (X, *theta))
+    assert check(lambda *a: ShallowNetFunction.apply(*a, activation)[0], (X, *theta))  # Z2; A1 is no output to check
     for block_rows in (None, 4):
-        assert check(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows), (X, *theta))
-
-
-def test_only_requested_gradients():
-    X, Y, theta = make_problem(5, 3, 4, 1)
-    X.requires_grad_(False)
-    theta[0].requires_grad_(False)
-    shallow_bce(X, Y, *theta).backward()
-    assert X.grad is None and theta[0].grad is None
-    assert all(p.grad is not None for p in theta[1:])
-    wanted = (False, False, False, False, True)
-    dX, dW1, db1, dW2, db2 = backward_pass(torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2],
-                                           torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted)
-    assert (dX, dW1, db1, dW2) == (None, None, None, None)
-    assert_close(db2, torch.full((1,), 5.0, dtype=X.dtype))
+        for needs in ((False,) * 5, (True,) * 5):  # gradients swept in backward, or ahead in forward
+            assert check(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows, needs)[0],
+                         (X, *theta))
 
 
 def saved_shapes(run) -> list[tuple[int, ...]]:
@@ -96,6 +84,21 @@ def saved_shapes(run) -> list[tuple[int, ...]]:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         run()
     return saved
+
+
+def test_only_requested_gradients():
+    """Gradients for X and W1, which need none, are not computed: the cost keeps db1, dW2, db2 and its inputs only."""
+    X, Y, theta = make_problem(5, 3, 4, 1)
+    X.requires_grad_(False)
+    theta[0].requires_grad_(False)
+    saved = saved_shapes(lambda: shallow_bce(X, Y, *theta).backward())
+    assert sorted(saved) == sorted([(4,), (1, 4), (1,)] + [(5, 3), (5, 1), (4, 3), (4,), (1, 4), (1,)])
+    assert all(p.grad is not None for p in theta[1:])
+    wanted = (False, False, False, False, True)
+    dX, dW1, db1, dW2, db2 = backward_pass(torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2],
+                                           torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted)
+    assert (dX, dW1, db1, dW2) == (None, None, None, None)
+    assert_close(db2, torch.full((1,), 5.0, dtype=X.dtype))
 
 
 def test_net_saves_A1_but_not_Z1():
@@ -194,18 +197,34 @@ def test_cost_memory_is_bounded_by_the_block_not_by_n():
     assert peak_memory_mib("torch_shallow", n, d, d1, block_rows) < one_activation_mib / 4
 
 
-def test_ranges_of_blocks_on_several_cores_add_up(monkeypatch):
+@pytest.fixture
+def three_threads():
+    """Three intra-op threads for the test, whatever the machine has, and the caller's count again afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_ranges_of_blocks_on_several_cores_add_up(three_threads, monkeypatch):
     """The sweep split over 3 threads (ranges cut at block boundaries) gives the one-thread values."""
-    from torch_shallow import parallel
+    from torch_shallow import functional, parallel
 
     X, Y, theta = make_problem(200, 3, 6, 2)
     X.requires_grad_(True)
     expected = reference_cost(X, Y, *theta)
     expected_grads = torch.autograd.grad(expected, [X, *theta])
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    swept = []
+
+    def spy(fn, ranges):
+        swept.append(ranges)
+        return parallel.map_on_cores(fn, ranges)
+
+    monkeypatch.setattr(functional, "map_on_cores", spy)
     with torch.no_grad():
         assert parallel.row_ranges(X, 7) == [(0, 63), (63, 133), (133, 200)]  # 29 blocks of 7 rows: 9, 10, 10
     J = shallow_bce(X, Y, *theta, block_rows=7)
+    assert swept == [[(0, 63), (63, 133), (133, 200)]]  # the sweep really ran on the three ranges
     assert_close(J, expected)
     for got, want in zip(torch.autograd.grad(J, [X, *theta]), expected_grads):
         assert_close(got, want)

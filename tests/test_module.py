@@ -1,12 +1,14 @@
 """ShallowNet as a PyTorch module: against nn.Sequential, state_dict, .to, compile, functional_call, bad input."""
 
 import math
+import re
 
 import pytest
 import torch
 from torch import nn
 
 from torch_shallow import ShallowNet
+from torch_shallow.functional import shallow_bce, shallow_net
 
 from conftest import assert_close, make_problem
 from reference import cost as reference_cost
@@ -68,11 +70,19 @@ def test_state_dict_round_trip(tmp_path):
 
 
 def test_to_changes_dtype_and_device(device):
+    """After .to(), cost and gradients are computed in float64 on the device: they match autograd to float64's
+    tolerance (autograd would cast a float32 gradient to float64, so its dtype alone shows nothing)."""
     net = ShallowNet(3, 4).to(device=device, dtype=torch.float64)
     assert all(p.dtype == torch.float64 and p.device.type == device.type for p in net.parameters())
     X, Y = torch.randn(5, 3, dtype=torch.float64, device=device), torch.ones(5, 1, device=device)
-    net.cost(X, Y).backward()
-    assert net.W1.grad.dtype == torch.float64
+    J = net.cost(X, Y)
+    J.backward()
+    theta = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    expected = reference_cost(X, Y.double(), *theta)
+    assert J.dtype == torch.float64 and J.device.type == device.type
+    assert_close(J.detach(), expected.detach())
+    for p, want in zip(net.parameters(), torch.autograd.grad(expected, theta)):
+        assert_close(p.grad, want)
 
 
 def test_reset_parameters_is_reproducible_and_bounded():
@@ -148,6 +158,31 @@ def test_bad_input_is_reported_at_the_boundary(case):
         ShallowNet(2, 3).cost(X, Y)
 
 
+# Parameters of the wrong shape for ShallowNet(2, 3), whose θ is W1 (3, 2), b1 (3,), W2 (1, 3), b2 (1,): each is
+# reported by name, with the shape it must have; b1 (1,) and b2 () would broadcast silently inside PyTorch.
+WRONG_SHAPES = [("b1", (1,), (3,)), ("b1", (4,), (3,)), ("W2", (1, 4), (1, 3)), ("W2", (1, 2), (1, 3)),
+                ("b2", (), (1,)), ("b2", (2,), (1,))]
+ENTRY_POINTS = {
+    "ShallowNet.forward": lambda net, X, Y: net(X),
+    "ShallowNet.predict_proba": lambda net, X, Y: net.predict_proba(X),
+    "ShallowNet.cost": lambda net, X, Y: net.cost(X, Y),
+    "ShallowNet.cost_and_grad": lambda net, X, Y: net.cost_and_grad(X, Y),
+    "shallow_net": lambda net, X, Y: shallow_net(X, net.W1, net.b1, net.W2, net.b2),
+    "shallow_bce": lambda net, X, Y: shallow_bce(X, Y, net.W1, net.b1, net.W2, net.b2),
+}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("name, shape, expected", WRONG_SHAPES, ids=[f"{n}{s}" for n, s, _ in WRONG_SHAPES])
+def test_parameters_of_the_wrong_shape_are_named(entry_point, name, shape, expected):
+    """A wrong-shaped b1, W2 or b2 fails at the boundary with a ValueError naming it, not inside PyTorch."""
+    net = ShallowNet(2, 3)
+    setattr(net, name, nn.Parameter(torch.zeros(shape)))
+    X, Y = torch.randn(5, 2), torch.ones(5, 1)
+    with pytest.raises(ValueError, match=re.escape(f"{name} must have shape {expected}")):
+        ENTRY_POINTS[entry_point](net, X, Y)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"in_features": 0, "hidden_features": 3}, "in_features"),
     ({"in_features": 2, "hidden_features": 2.5}, "hidden_features"),
@@ -158,17 +193,31 @@ def test_bad_constructor_arguments(kwargs, message):
         ShallowNet(**kwargs)
 
 
-def test_cost_and_grad_equals_cost_backward(dtype):
-    torch.manual_seed(7)
+def test_cost_and_grad_matches_autograd(dtype):
+    """J and ∇J from cost_and_grad, and from cost().backward(), against the network written with plain autograd
+    ops; cost_and_grad replaces existing .grad tensors instead of adding to them and leaves frozen parameters be."""
+    X, Y, theta = make_problem(30, 3, 5, 2, dtype=dtype, requires_grad=False)
     net = ShallowNet(3, 5, out_features=2, activation="tanh", dtype=dtype)
-    X, Y = torch.randn(30, 3, dtype=dtype), torch.rand(30, 2, dtype=dtype)
-    net.cost(X, Y).backward()
-    expected = [p.grad.clone() for p in net.parameters()]
+    with torch.no_grad():
+        for p, value in zip(net.parameters(), theta):
+            p.copy_(value)
+    oracle = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    expected = reference_cost(X, Y, *oracle, "tanh")
+    expected_grads = torch.autograd.grad(expected, oracle)
+
+    J = net.cost(X, Y, block_rows=7)
+    J.backward()
+    assert_close(J.detach(), expected.detach())
+    for p, want in zip(net.parameters(), expected_grads):
+        assert_close(p.grad, want)
+
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 7.0)  # stale gradients, to be replaced
     net.W2.requires_grad_(False)
     net.W2.grad = None
-    J = net.cost_and_grad(X, Y, block_rows=7)  # replaces the old .grad, does not add to it
+    J = net.cost_and_grad(X, Y, block_rows=7)
     assert not J.requires_grad
-    assert_close(J, net.cost(X, Y).detach())
+    assert_close(J, expected.detach())
     assert net.W2.grad is None  # frozen
-    for p, want in zip([net.W1, net.b1, net.b2], [expected[0], expected[1], expected[3]]):
+    for p, want in zip([net.W1, net.b1, net.b2], [expected_grads[0], expected_grads[1], expected_grads[3]]):
         assert_close(p.grad, want)

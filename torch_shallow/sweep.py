@@ -24,6 +24,7 @@ from .functional import Sweep, cost_and_gradients
 from .module import ShallowNet
 from .ondisk import NpyRows
 from .trainer import History, TrainConfig, train
+from .validation import check_parameters
 
 PARAMETERS = ("W1", "b1", "W2", "b2")
 
@@ -92,6 +93,7 @@ class ModelStack:
         for k, m in enumerate(models):
             if not isinstance(m, ShallowNet):
                 raise TypeError(f"models[{k}] must be a ShallowNet, got {type(m).__name__}")
+            check_parameters(m.W1, m.b1, m.W2, m.b2)
             same = (m.in_features, m.out_features, m.output, m.W1.dtype, m.W1.device)
             if same != (first.in_features, first.out_features, first.output, first.W1.dtype, first.W1.device):
                 raise ValueError(f"models[{k}] is {m!r} ({m.W1.dtype}, {m.W1.device}), but a stack needs the "

@@ -36,7 +36,7 @@ from .module import ShallowNet
 from .ondisk import NpyRows
 from .parallel import threads_for_training
 from .run import STOP_SIGNALS, Fingerprint, deferred_stop_signals, run_outputs
-from .validation import check_features, check_targets
+from .validation import check_features, check_parameters, check_targets
 
 # The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
 # lowers J; a step far too large throws the logits out by orders of magnitude, and J with them, where it may
@@ -331,6 +331,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
     config = _absolute(config)
     rank, size = world()
     K, reference = trainee.count, trainee.reference
+    check_parameters(*reference.parameters())
     if not any(p.requires_grad for p in reference.parameters()):
         raise ValueError("none of the model's parameters requires a gradient: there is nothing to train")
     n, first_row = _rows_over_ranks(X, reference)
@@ -368,7 +369,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                 for t in bar:
                     logged = t % every == 0
                     sweep = trainee.sweep(X, Y, n, count_right=logged)  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
-                    stop = _reduce_over_ranks(sweep, trainee, signalled()) if size > 1 else signalled()
+                    stop = _reduce_over_ranks(sweep, trainee, signalled()) if size > 1 else 0
                     costs = sweep.J.tolist()  # one synchronisation: a float for one model, a list for a stack
                     costs = costs if isinstance(costs, list) else [costs]
                     for k, cost in enumerate(costs):
@@ -395,6 +396,8 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                                 histories[k].stop_reason, running[k] = "converged", False  # 4. until convergence
                             elif histories[k].stop_reason == "early_stopping":
                                 running[k] = False
+                    if size == 1:  # alone, a signal that came during this epoch's step stops after it too
+                        stop = signalled()
                     if stop:
                         checkpoints.save(writers)
                         raise TrainingInterrupted(f"interrupted by {signal.Signals(stop).name} after epoch "
