@@ -370,16 +370,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                     logged = t % every == 0
                     sweep = trainee.sweep(X, Y, n, count_right=logged)  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
                     stop = _reduce_over_ranks(sweep, trainee, signalled()) if size > 1 else 0
-                    costs = sweep.J.tolist()  # one synchronisation: a float for one model, a list for a stack
-                    costs = costs if isinstance(costs, list) else [costs]
-                    for k, cost in enumerate(costs):
-                        if not running[k]:
-                            continue
-                        if not cost <= _divergence_limit(histories[k], cost):  # also true for NaN
-                            _diverged(t, cost, histories[k], trainee, k, params, last_good)
-                            running[k] = False
-                        else:
-                            histories[k].costs.append(cost)
+                    costs = _record_costs(t, sweep, histories, running, trainee, params, last_good)
                     if logged:
                         _log_epoch(t, trainee, writers, histories, running, sweep, n * per_row, val, config, best)
                     if writers and t % config.dashboard_every == 0:
@@ -389,13 +380,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                         bar.set_postfix(cost=f"{min(costs):.6f}", refresh=False)
                     torch._foreach_copy_(last_good, params)
                     trainee.step(running)  # 3. θ(t+1) = θ(t) - α ∇J(θ(t))
-                    for k in range(K):
-                        if running[k]:
-                            histories[k].epochs = t + 1
-                            if config.tol > 0 and t > 0 and abs(costs[k] - histories[k].costs[-2]) < config.tol:
-                                histories[k].stop_reason, running[k] = "converged", False  # 4. until convergence
-                            elif histories[k].stop_reason == "early_stopping":
-                                running[k] = False
+                    _until_convergence(t, costs, histories, running, config.tol)  # 4. back to 2 until convergence
                     if size == 1:  # alone, a signal that came during this epoch's step stops after it too
                         stop = signalled()
                     if stop:
@@ -422,6 +407,37 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
         finally:
             bar.close()
     return histories
+
+
+def _record_costs(t: int, sweep: Sweep, histories: list[History], running: list[bool], trainee: Trainee,
+                  params: list[Tensor], last_good: list[Tensor]) -> list[float]:
+    """J(θ(t)) of each running model into its history, or, where it diverged, that model stopped with θ(t-1);
+    returns the running models' costs, read in one synchronisation."""
+    costs = sweep.J.tolist()  # a float for one model, a list for a stack
+    costs = costs if isinstance(costs, list) else [costs]
+    for k, cost in enumerate(costs):
+        if running[k]:
+            if cost <= _divergence_limit(histories[k], cost):  # false for NaN too
+                histories[k].costs.append(cost)
+            else:
+                _diverged(t, cost, histories[k], trainee, k, params, last_good)
+                running[k] = False
+    return [cost for cost, on in zip(costs, running) if on] or [math.nan]
+
+
+def _until_convergence(t: int, costs: list[float], histories: list[History], running: list[bool], tol: float) -> None:
+    """After epoch t's step: a running model whose cost changed by less than ``tol`` has converged; one that early
+    stopping marked stops too."""
+    running_costs = iter(costs)
+    for k, history in enumerate(histories):
+        if not running[k]:
+            continue
+        cost = next(running_costs)
+        history.epochs = t + 1
+        if tol > 0 and t > 0 and abs(cost - history.costs[-2]) < tol:
+            history.stop_reason, running[k] = "converged", False
+        elif history.stop_reason == "early_stopping":
+            running[k] = False
 
 
 def _one_or_list(values: list[Any]) -> Any:
