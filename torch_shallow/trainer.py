@@ -365,7 +365,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                    total=config.max_epochs, desc="train", unit="epoch",
                    disable=rank != 0 or (None if config.progress is None else not config.progress))
         try:
-            with threads_for_training(X, K * reference.hidden_features), deferred_stop_signals() as signalled:
+            with threads_for_training(X, reference.hidden_features), deferred_stop_signals() as signalled:
                 for t in bar:
                     logged = t % every == 0
                     sweep = trainee.sweep(X, Y, n, count_right=logged)  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
