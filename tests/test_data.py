@@ -1,11 +1,16 @@
 """The generated data sets and the CSV loader."""
 
+import os
+import subprocess
+import sys
+import threading
+
 import numpy as np
 import pytest
 import torch
 
-from torch_shallow import DATASETS, load_csv, planar
-from torch_shallow.data import csv_chunks
+from torch_shallow import DATASETS, data, load_csv, planar
+from torch_shallow.data import BLOCK_SIZE, csv_chunks
 
 
 def test_planar_is_the_course_flower():
@@ -96,13 +101,14 @@ def test_load_csv_matches_numpy_bit_for_bit(tmp_path, torch_dtype, np_dtype, exp
     assert same_bits(X.numpy(), X_ref) and same_bits(Y.numpy().ravel(), y_ref)
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 3, 7, 23, 1000])
-def test_csv_chunks_over_many_chunks(tmp_path, chunk_rows):
-    path = write_csv(tmp_path / "data.csv", n=23, d=2)  # 23 = 7 * 3 + 2 = 3 * 7 + 2: a partial last chunk
-    chunks = list(csv_chunks(path, chunk_rows=chunk_rows))
-    sizes = [len(y) for _, y in chunks]
-    assert sizes == [chunk_rows] * (23 // chunk_rows) + ([23 % chunk_rows] if 23 % chunk_rows else [])
-    assert all(X.shape == (len(y), 2) and X.dtype == y.dtype == np.float32 for X, y in chunks)
+@pytest.mark.parametrize("block_size, fewest, most", [(1, 23, 23), (200, 4, 22), (BLOCK_SIZE, 1, 1)])
+def test_csv_chunks_over_many_blocks(tmp_path, block_size, fewest, most):
+    """A chunk per block of whole records (block_size bytes read, more where a record is longer), none for a block
+    of blank lines: one record a chunk with blocks of a byte, one to three with 200 bytes (a row has about 70)."""
+    path = write_csv(tmp_path / "data.csv", n=23, d=2)
+    chunks = list(csv_chunks(path, block_size=block_size))
+    assert fewest <= len(chunks) <= most
+    assert all(len(y) > 0 and X.shape == (len(y), 2) and X.dtype == y.dtype == np.float32 for X, y in chunks)
     X_ref, y_ref = oracle(path, 2, np.float32)
     assert same_bits(np.concatenate([X for X, _ in chunks]), X_ref)
     assert same_bits(np.concatenate([y for _, y in chunks]), y_ref)
@@ -124,12 +130,15 @@ def numbered_csv(path, bad_row, bad_value, n=30):
 
 @pytest.mark.parametrize("bad_value, message", [("abc", "expected a number, got 'abc'"), ("1e308", "too large"),
                                                 ("inf", "NaN or inf"), ("1,2", "expected 2 values")])
-def test_csv_error_lines_past_the_first_chunk(tmp_path, bad_value, message):
+def test_csv_error_lines_past_the_first_block(tmp_path, bad_value, message):
     path = tmp_path / "bad.csv"
-    line = numbered_csv(path, bad_row=7, bad_value=bad_value)  # in the third chunk of 3 rows, after 2 blank lines
+    line = numbered_csv(path, bad_row=7, bad_value=bad_value)  # after 2 blank lines, in a block of its own
     assert line == 11
+    chunks = csv_chunks(path, block_size=8)  # rows of 4 bytes: 2 or 3 rows a block
     with pytest.raises(ValueError, match=rf"bad.csv:{line}: .*{message}"):
-        list(csv_chunks(path, chunk_rows=3))
+        for read, _ in enumerate(chunks):
+            pass
+    assert read >= 2  # the bad line's block is not the first
 
 
 def test_csv_reports_the_first_bad_line(tmp_path):
@@ -180,3 +189,166 @@ def test_csv_bytes_that_are_not_utf8_name_the_line(tmp_path, text, line):
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(ValueError, match=rf"latin1.csv:{line}: byte 0x(e9|a0) is not UTF-8"):
         load_csv(path)
+
+
+def csv_with_bad_row(path, bad_row_text, n=30, bad_row=7, line_end=b"\n"):
+    """A CSV file "a,y" of n rows "i,i%2" with blank lines between some rows, the text of row ``bad_row`` (from 0)
+    replaced by the bytes ``bad_row_text``; returns that row's line."""
+    lines, bad_line = [b"a,y"], None
+    for i in range(n):
+        if i % 4 == 1:
+            lines.append(b"")
+        lines.append(bad_row_text if i == bad_row else f"{i},{i % 2}".encode())
+        if i == bad_row:
+            bad_line = len(lines)
+    path.write_bytes(line_end.join(lines) + line_end)
+    return bad_line
+
+
+BAD_ROWS = [
+    (b"abc,1", "expected a number, got 'abc'"),
+    (b",1", "expected a number, got ''"),
+    (b"NA,1", "expected a number, got 'NA'"),
+    (b"nan(1),1", "expected a number, got 'nan\\(1\\)'"),  # NaN to Arrow, not a number to float()
+    (b"nan,1", "NaN or inf values are not allowed"),
+    (b"-Infinity,0", "NaN or inf values are not allowed"),
+    (b"7,nan", "NaN or inf values are not allowed"),
+    (b"1e39,1", "1e\\+39 is too large for float32, whose largest value is 3.4028234663852886e\\+38"),
+    (b"7,2", "label column 'y' must be 0 or 1, got '2'"),
+    (b"7,0.5", "label column 'y' must be 0 or 1, got '0.5'"),
+    (b"7,1,3", "expected 2 values as in the header, got 3"),
+    (b"7", "expected 2 values as in the header, got 1"),
+    (b"caf\xe9,1", "byte 0xe9 is not UTF-8 text"),
+    (b"\xef\xbb\xbf7,1", "expected a number, got '\\\\ufeff7'"),  # a byte-order mark that is not at the start
+    (b'"7" ,1', "malformed CSV record starting on this line .*',' expected after"),  # Arrow would read 7
+    (b'""7,1', "malformed CSV record starting on this line"),
+    (b'"7,1', "malformed CSV record starting on this line .*unexpected end of data"),  # open to the end
+    (b"1." + b"0" * 140_000 + b",1", "malformed CSV record starting on this line .*field limit"),  # 1.0 to Arrow
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_ROWS)
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_csv_every_error_names_its_line_in_a_later_block(tmp_path, text, message, line_end):
+    path = tmp_path / "bad.csv"
+    line = csv_with_bad_row(path, text, line_end=line_end)
+    assert line == 11
+    chunks = csv_chunks(path, block_size=8)  # rows of 4 or 5 bytes: a few rows a block
+    with pytest.raises(ValueError, match=rf"bad.csv:{line}: {message}"):
+        for read, _ in enumerate(chunks):
+            pass
+    assert read >= 2  # the bad line's block is not the first
+    with pytest.raises(ValueError, match=rf"bad.csv:{line}: {message}"):
+        load_csv(path)  # and in the one block of the default size
+
+
+def test_csv_first_error_of_a_block_is_named(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,y\n" + "".join(f"{i},0\n" for i in range(20)) + "1,5\nabc,0\n1e39,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv:22: label column"):
+        load_csv(path)
+
+
+def test_csv_header_after_blank_lines_spanning_lines(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text('\n\n"a\nb",y\n1,0\n2,3\n')  # lines 1-2 blank, the header on lines 3-4
+    with pytest.raises(ValueError, match=r"bad.csv:6: label column 'y' must be 0 or 1"):
+        load_csv(path)
+    path.write_text("\n" * 50 + "a,y\n" + "1,1\n" * 5 + "1,7\n")
+    with pytest.raises(ValueError, match=r"bad.csv:57: label column"):
+        list(csv_chunks(path, block_size=4))  # blocks of blank lines before the header
+
+
+@pytest.mark.parametrize("text", ["a,y,y\n1,0,1\n", "y,a,y\n1,0,1\n"])
+def test_csv_label_column_named_twice(tmp_path, text):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"data.csv:1: 2 columns are named 'y'"):
+        load_csv(path, label="y")
+    assert load_csv(path)[1].tolist() == [[1.0]]  # the last column, by position, is not ambiguous
+
+
+def test_csv_read_as_python_reads_it(tmp_path):
+    """What Arrow reads otherwise than Python's csv module and float() is read as they read it."""
+    path = tmp_path / "data.csv"
+    path.write_text('a,b,y\n"1.5","-2",1\n , ,\n,,\n 3 ,\t4\t,0\n1_000,5,0\n"6\n",7,1\n')
+    X, Y = load_csv(path, dtype=torch.float64)  # rows of blank cells skipped; "1_000" and "6\n" read by float()
+    assert X.tolist() == [[1.5, -2.0], [3.0, 4.0], [1000.0, 5.0], [6.0, 7.0]] and Y.flatten().tolist() == [1, 0, 0, 1]
+
+
+def test_csv_of_plain_numbers_is_read_by_arrow_alone(tmp_path, monkeypatch):
+    """The row-by-row reading is for blocks with errors only: a file of numbers, blank lines and all, is Arrow's."""
+    path = write_csv(tmp_path / "data.csv", n=300, d=3)
+    monkeypatch.setattr(data, "_reread", lambda *args: pytest.fail("a good block was read again row by row"))
+    X, Y = load_csv(path, dtype=torch.float64)
+    X_ref, y_ref = oracle(path, 3, np.float64)
+    assert same_bits(X.numpy(), X_ref) and same_bits(Y.numpy().ravel(), y_ref)
+
+
+def test_csv_unclosed_quote_stops_at_the_field_limit(tmp_path):
+    """An unclosed quote does not make the reader hold the rest of the file: the field is over csv's limit first."""
+    path = tmp_path / "bad.csv"
+    path.write_text('a,y\n1,0\n"2,1\n' + "3,0\n" * 100_000)
+    with pytest.raises(ValueError, match=r"bad.csv:3: malformed CSV record .*field limit"):
+        list(csv_chunks(path, block_size=1024))
+    assert data._open_field_over_limit(b'1,"' + b"2" * 140_000) and not data._open_field_over_limit(b'1,"2\n3')
+
+
+def test_csv_blocks_end_after_whole_records():
+    assert data._record_end(b"1,2\n3,4\n5,") == 8
+    assert data._record_end(b'1,"a\nb"\n5') == 8  # a line end inside quotes ends no record
+    assert data._record_end(b'1,"a\nb\n5') == 0
+    assert data._record_end(b"1,2\r\n3,4\r") == 5  # a "\n" may follow the last "\r"
+    assert data._record_end(b"1,2\r3,4\r5") == 8
+
+
+LOAD_CSV_PEAK = """
+import sys
+from pathlib import Path
+from torch_shallow import load_csv
+
+def kib(field):
+    return next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
+
+Path("/proc/self/clear_refs").write_text("5")
+before = kib("VmRSS")
+X, Y = load_csv(sys.argv[1])
+print((kib("VmHWM") - before) / 1024)
+"""
+
+
+def test_load_csv_memory_is_bounded_by_a_multiple_of_the_data(tmp_path):
+    """500,000 rows × 16 features + labels in float32 are 32 MiB, the file about 160 MiB: load_csv holds the
+    chunks, the tensors made of them and a block of text at a time, not the file."""
+    n, d = 500_000, 16
+    rng = np.random.default_rng(0)
+    rows = "".join(",".join(f"{v:.5f}" for v in rng.standard_normal(d)) + f",{i % 2}\n" for i in range(1000))
+    path = tmp_path / "data.csv"
+    path.write_text(",".join(f"x{j}" for j in range(d)) + ",y\n" + rows * (n // 1000))
+    out = subprocess.run([sys.executable, "-c", LOAD_CSV_PEAK, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data_mib = n * (d + 1) * 4 / 2**20
+    assert float(out.stdout.split()[-1]) < 3 * data_mib
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_csv_error_lines_of_a_pipe(tmp_path, line_end):
+    """A pipe, which cannot be read again for the line of an error, has its lines counted as it is read."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    text = tmp_path / "text"
+    line = csv_with_bad_row(text, b"7,2", line_end=line_end)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(text.read_bytes()), daemon=True)
+    writer.start()
+    with pytest.raises(ValueError, match=rf"fifo:{line}: label column 'y' must be 0 or 1"):
+        list(csv_chunks(fifo, block_size=8))
+    writer.join(timeout=60)
+
+
+def test_csv_error_line_found_again_across_reads(tmp_path, monkeypatch):
+    """A file's lines are counted again for an error, in reads that may cut a "\\r\\n" in two."""
+    monkeypatch.setattr(data, "BLOCK_SIZE", 3)
+    path = tmp_path / "bad.csv"
+    line = csv_with_bad_row(path, b"7,2", line_end=b"\r\n")
+    with pytest.raises(ValueError, match=rf"bad.csv:{line}: label column 'y' must be 0 or 1"):
+        list(csv_chunks(path, block_size=8))

@@ -16,6 +16,7 @@ import torch
 from test_data import oracle, same_bits, write_csv
 
 from torch_shallow import NpyRows, csv_to_npy, open_npy
+from torch_shallow.data import BLOCK_SIZE
 from torch_shallow.ondisk import _npy_header
 
 CONVERT = [sys.executable, "-m", "torch_shallow", "convert"]
@@ -48,11 +49,11 @@ def test_npy_header_has_room_for_the_final_shape(dtype, shape):
     assert f.tell() == len(header) and len(header) % 64 == 0
 
 
-@pytest.mark.parametrize("chunk_rows", [3, 7, 65_536])
+@pytest.mark.parametrize("block_size", [50, 700, BLOCK_SIZE])  # rows of about 90 bytes: 1, about 8, all a block
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_convert_matches_numpy_bit_for_bit(tmp_path, chunk_rows, dtype):
-    path = write_csv(tmp_path / "data.csv", n=100, d=3, label_column=0)  # 100 rows: not a multiple of 3 or 7
-    assert csv_to_npy(path, tmp_path / "new" / "data", label="y", dtype=dtype, chunk_rows=chunk_rows) == 100
+def test_convert_matches_numpy_bit_for_bit(tmp_path, block_size, dtype):
+    path = write_csv(tmp_path / "data.csv", n=100, d=3, label_column=0)
+    assert csv_to_npy(path, tmp_path / "new" / "data", label="y", dtype=dtype, block_size=block_size) == 100
     assert_converted(tmp_path / "new" / "data", path, 0, dtype)
 
 
@@ -95,7 +96,7 @@ def test_convert_failure_leaves_the_old_files(tmp_path, old_data):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,y\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(98)) + "1,2,3\n4,5,0\n")
     with pytest.raises(ValueError, match="bad.csv:100: label column 'y' must be 0 or 1"):
-        csv_to_npy(path, old_data[0], chunk_rows=7)  # 14 chunks written before the bad row
+        csv_to_npy(path, old_data[0], block_size=64)  # many blocks written before the bad row
     assert_untouched(old_data)
 
 

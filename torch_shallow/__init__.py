@@ -6,7 +6,8 @@ from .activations import ACTIVATIONS
 from .data import DATASETS, circles, load_csv, moons, planar
 from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, shallow_net
 from .module import ShallowNet
-from .ondisk import NpyRows, csv_to_npy, open_npy
+from .ondisk import NpyRows, csv_to_npy, open_npy, parquet_to_npy
+from .parquet import ParquetRows, open_parquet
 from .run import RunInUse, default_run_dir
 from .sweep import fit_many
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, evaluate, fit
@@ -17,8 +18,8 @@ except PackageNotFoundError:  # imported from a source tree that was not install
     __version__ = "0+unknown"
 
 __all__ = [
-    "ACTIVATIONS", "DATASETS", "History", "NpyRows", "RunInUse", "ShallowBCEFunction", "ShallowNet",
+    "ACTIVATIONS", "DATASETS", "History", "NpyRows", "ParquetRows", "RunInUse", "ShallowBCEFunction", "ShallowNet",
     "ShallowNetFunction", "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "circles", "csv_to_npy",
-    "default_run_dir", "evaluate", "fit", "fit_many", "load_csv", "moons", "open_npy", "planar", "shallow_bce",
-    "shallow_net",
+    "default_run_dir", "evaluate", "fit", "fit_many", "load_csv", "moons", "open_npy", "open_parquet",
+    "parquet_to_npy", "planar", "shallow_bce", "shallow_net",
 ]

@@ -25,7 +25,8 @@ from .data import DATASETS, load_csv
 from .distributed import init_from_environment, shard, world
 from .functional import OUTPUTS
 from .module import ShallowNet
-from .ondisk import NpyRows, csv_to_npy, open_npy
+from .ondisk import NpyRows, csv_to_npy, open_npy, parquet_to_npy
+from .parquet import open_parquet
 from .run import RunInUse, check_output_file, holds_run, new_run_dir
 from .sweep import fit_many
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, fit
@@ -113,11 +114,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     _run_options(sweep, "sweep")
 
     convert = commands.add_parser(
-        "convert", help="write a CSV file as on-disk data for --data",
+        "convert", help="write a CSV or Parquet file as on-disk data for --data",
         description="Write X.npy and Y.npy in DIR from a CSV file with a header row, in one streaming pass (a pipe "
-                    "such as /dev/stdin works), so that files larger than memory convert too. The files appear "
-                    "only when the whole input has converted.")
-    convert.add_argument("csv", type=Path, help="the CSV file")
+                    "such as /dev/stdin works), or from a Parquet file, so that files larger than memory convert "
+                    "too. The files appear only when the whole input has converted.")
+    convert.add_argument("csv", type=Path, metavar="FILE", help="the CSV file (a pipe works) or .parquet file")
     convert.add_argument("directory", type=Path, metavar="DIR", help="where to write X.npy and Y.npy")
     convert.add_argument("--label", help="the label column (default: the last column)")
     convert.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="stored dtype" + DEFAULT)
@@ -132,9 +133,10 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=sorted(DATASETS), default="planar", help="generated data set" + DEFAULT)
     source = data.add_mutually_exclusive_group()
     source.add_argument("--csv", type=Path, help="train on this CSV file instead (header row, numeric columns)")
-    source.add_argument("--data", type=Path, metavar="DIR",
-                        help="train on on-disk data instead: X.npy and Y.npy in DIR (see the convert command)")
-    data.add_argument("--label", help="the CSV file's label column (default: the last column)")
+    source.add_argument("--data", type=Path, metavar="PATH",
+                        help="train on on-disk data instead: a directory of X.npy and Y.npy (see the convert "
+                             "command), or a .parquet file, read block by block")
+    data.add_argument("--label", help="the label column of --csv or a .parquet --data (default: the last column)")
     data.add_argument("--val-fraction", type=fraction, metavar="F",
                       help="hold out this fraction of the rows, stratified by label, as validation data")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the validation split" + DEFAULT)
@@ -218,10 +220,13 @@ def flag(dest: str) -> str:
 
 def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
     """Options that contradict each other, or that would have no effect: refused, never silently dropped."""
-    pairs = [("dataset", "csv"), ("dataset", "data"), ("label", "data"), ("no_log", "log_dir"),
+    pairs = [("dataset", "csv"), ("dataset", "data"), ("no_log", "log_dir"),
              ("no_log", "log_every"), ("init_from", "seed"), ("val_fraction", "data"), ("resume", "init_from")]
     clashes = [f"{flag(a)} with {flag(b)}" for a, b in pairs if {a, b} <= given]
-    if "label" in given and "csv" not in given and "resume" not in given:
+    parquet = args.data is not None and args.data.suffix == ".parquet"
+    if "label" in given and "data" in given and not parquet:
+        clashes.append("--label with --data of .npy files (their labels are Y.npy)")
+    if "label" in given and "csv" not in given and not parquet and "resume" not in given and "data" not in given:
         clashes.append("--label without --csv")
     if "checkpoint_every" in given and args.no_log and args.checkpoint is None and "resume" not in given:
         clashes.append("--checkpoint-every with --no-log and no --checkpoint")
@@ -305,6 +310,9 @@ def load_data(args: argparse.Namespace, dtype: torch.dtype,
     """(experiment name, X, Y, validation data or None): this process's shard of the rows under torchrun, all of
     them otherwise. Softmax outputs take labels 0..K-1 as one-hot rows."""
     rank, size = world()
+    if args.data is not None and args.data.suffix == ".parquet":  # streamed by row group, each rank its own rows
+        n = open_parquet(args.data, label=args.label)[0].shape[0]
+        return args.data.stem, *open_parquet(args.data, shard(n, rank, size), dtype, device, label=args.label), None
     if args.data is not None:
         n = NpyRows(args.data / "X.npy").shape[0]
         return args.data.name, *open_npy(args.data, shard(n, rank, size), dtype, device), None
@@ -492,7 +500,8 @@ def sweep_table(grid: list[tuple[int, str, float, int]], histories: list[History
 
 
 def convert(args: argparse.Namespace, given: set[str]) -> None:
-    n = csv_to_npy(args.csv, args.directory, args.label, dtype=args.dtype)
+    write = parquet_to_npy if args.csv.suffix == ".parquet" else csv_to_npy
+    n = write(args.csv, args.directory, args.label, dtype=args.dtype)
     print(f"{args.csv}: {n} rows written to {args.directory / 'X.npy'} and {args.directory / 'Y.npy'}")
 
 

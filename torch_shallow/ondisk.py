@@ -2,8 +2,9 @@
 
 A data directory holds ``X.npy`` (n, d) and ``Y.npy`` (n,) or (n, 1), n ≥ 1, C order, any numeric dtype.
 :class:`NpyRows` reads rows with positioned file reads rather than a memory map, so that the process holds only
-the blocks it asked for, and a rank of a distributed run opens just its own row range. :func:`csv_to_npy` writes such a
-directory from a CSV file in one streaming pass, without holding the file in memory, and replaces the files atomically.
+the blocks it asked for, and a rank of a distributed run opens just its own row range. :func:`csv_to_npy` and
+:func:`parquet_to_npy` write such a directory from a CSV or Parquet file in one streaming pass, without holding the
+file in memory, and replace the files atomically.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import os
 import struct
 import sys
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from .data import csv_chunks
+from .data import BLOCK_SIZE, csv_chunks
+from .parquet import parquet_chunks
 
 
 class NpyRows:
@@ -95,20 +98,41 @@ def open_npy(directory: str | Path, rows: tuple[int, int] | None = None, dtype: 
 
 
 def csv_to_npy(csv_path: str | Path, directory: str | Path, label: str | None = None,
-               dtype: npt.DTypeLike = np.float32, chunk_rows: int = 65_536) -> int:
+               dtype: npt.DTypeLike = np.float32, block_size: int = BLOCK_SIZE) -> int:
     """Write X.npy (n, d) and Y.npy (n,) in ``directory`` from a CSV file, read by :func:`~.data.csv_chunks`.
 
     One streaming pass, so the CSV file may be a pipe (``/dev/stdin``, ``<(zcat data.csv.gz)``): each ``.npy`` file
-    starts with a header holding a placeholder shape, gets ``chunk_rows`` rows at a time, and has its header rewritten
-    once n is known. Memory holds one chunk, whatever the file's size. Both files are written under hidden temporary
-    names in ``directory`` (created if missing) and renamed over X.npy and Y.npy once complete and on disk; on any
-    failure (a bad row, a full disk, Ctrl-C) the temporaries are removed and an X.npy and Y.npy that were there are
-    left as they were. Returns n, the number of rows.
+    starts with a header holding a placeholder shape, gets each block's rows as they come, and has its header
+    rewritten once n is known. Memory holds a block of ``block_size`` bytes of text and its rows, whatever the
+    file's size. Both files are written under hidden temporary names in ``directory`` (created if missing) and
+    renamed over X.npy and Y.npy once complete and on disk; on any failure (a bad row, a full disk, Ctrl-C) the
+    temporaries are removed and an X.npy and Y.npy that were there are left as they were. Returns n, the number of
+    rows.
 
     Raises:
         ValueError: naming the CSV file and line, as :func:`~torch_shallow.data.csv_chunks`.
         OSError: when a file cannot be written.
     """
+    return _write_npy(csv_chunks(csv_path, label, dtype, block_size), directory, dtype)
+
+
+def parquet_to_npy(path: str | Path, directory: str | Path, label: str | None = None,
+                   dtype: npt.DTypeLike = np.float32) -> int:
+    """Write X.npy (n, d) and Y.npy (n,) in ``directory`` from a Parquet file, read by
+    :func:`~.parquet.parquet_chunks` a batch of rows at a time and checked as a CSV file's rows are; written as
+    :func:`csv_to_npy` writes, atomically. The numbers of a float64 column come out as :func:`csv_to_npy` gives
+    them from the same numbers written as text. Returns n, the number of rows.
+
+    Raises:
+        ValueError: naming the file and the row, as :func:`~torch_shallow.parquet.parquet_chunks`.
+        OSError: when a file cannot be read or written.
+    """
+    return _write_npy(parquet_chunks(path, label, dtype), directory, dtype)
+
+
+def _write_npy(chunks: Iterable[tuple[np.ndarray, np.ndarray]], directory: str | Path, dtype: npt.DTypeLike) -> int:
+    """Write X.npy and Y.npy in ``directory`` from chunks (features (m, d), labels (m,)) in ``dtype``, of which
+    ``chunks`` yields at least one or raises: in one pass, atomically, as :func:`csv_to_npy` describes. Returns n."""
     directory, dtype = Path(directory), np.dtype(dtype)
     directory.mkdir(parents=True, exist_ok=True)
     names = ("X.npy", "Y.npy")
@@ -118,9 +142,9 @@ def csv_to_npy(csv_path: str | Path, directory: str | Path, label: str | None = 
             fx.write(_npy_header(dtype, (0, 0)))
             fy.write(_npy_header(dtype, (0,)))
             n = 0
-            for X, y in csv_chunks(csv_path, label, dtype, chunk_rows):
-                fx.write(X.tobytes())
-                fy.write(y.tobytes())
+            for X, y in chunks:
+                fx.write(X)  # the arrays' own memory, C order: no copy
+                fy.write(y)
                 n, d = n + len(y), X.shape[1]
             for f, shape in ((fx, (n, d)), (fy, (n,))):
                 f.seek(0)

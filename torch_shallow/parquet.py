@@ -1,0 +1,209 @@
+"""Parquet files: rows read one row group at a time for training, and checked batches of rows for conversion.
+
+A Parquet file stores its rows in row groups, and each column of a row group apart, so that a reader decodes only
+the row groups and the columns it needs. :func:`open_parquet` gives (X, Y) of a file as :class:`ParquetRows`, which
+stand in for tensors as :class:`~torch_shallow.ondisk.NpyRows` do; :func:`parquet_chunks` reads a file for
+:func:`~torch_shallow.ondisk.parquet_to_npy`. The label column is named as in a CSV file (the last one by default);
+every column must hold numbers (integers, floats or booleans) and no nulls, and have a name of its own. Rows are
+counted from 0, as in pyarrow and pandas.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import itertools
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import Tensor
+
+from .data import label_column, numpy_column, rows_in_dtype
+
+BATCH_ROWS = 65_536  # rows per chunk of parquet_chunks: Arrow decodes that many at a time, whatever the row groups
+
+
+class ParquetRows:
+    """Rows [start, stop) of some columns of a Parquet file; ``rows[a:b]`` reads rows a to b of the range as a
+    (b - a, len(columns)) tensor in ``dtype`` on ``device``, each value converted by PyTorch.
+
+    It has the ``shape``, row slicing and ``device`` that ``fit`` uses, as :class:`~torch_shallow.ondisk.NpyRows`
+    has, and converts values as it does, so it stands in for X or Y where the data would not fit in memory. A
+    slice decodes the row groups that hold its rows, only ``columns`` of them, and keeps the last one it decoded
+    for the next slices: ``fit`` reads consecutive blocks of rows, so each row group is decoded once per epoch.
+    Each thread that reads (``fit`` sweeps a range of blocks on each core) keeps one, so memory holds a decoded row
+    group per thread, whatever the file's size. Row groups outside [start, stop) are never read. A null is an
+    error naming its row.
+    """
+
+    def __init__(self, path: str | Path, columns: list[str], rows: tuple[int, int] | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        self.path, self.columns = Path(path), list(columns)
+        self.dtype, self.device = dtype, torch.device(device)
+        self._metadata = _checked_metadata(self.path, self.columns)
+        # the first row of each row group, and n after the last
+        self._offsets = list(itertools.accumulate(
+            (self._metadata.row_group(i).num_rows for i in range(self._metadata.num_row_groups)), initial=0))
+        n = self._offsets[-1]
+        if n == 0:
+            raise ValueError(f"{self.path} holds no rows; expected at least one sample")
+        start, stop = rows or (0, n)
+        if not 0 <= start <= stop <= n:
+            raise ValueError(f"{self.path}: rows [{start}, {stop}) are outside the file's {n} rows")
+        self.start, self.shape = start, (stop - start, len(self.columns))
+        self._lock = threading.Lock()
+        self._kept: dict[int, tuple[int, Tensor]] = {}  # thread id -> (row group, its rows in dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> Tensor:
+        if not isinstance(rows, slice):
+            raise TypeError(f"ParquetRows reads row slices such as rows[a:b], got {rows!r}")
+        a, b, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError("ParquetRows reads contiguous rows only")
+        a, b = self.start + a, self.start + max(a, b)  # rows of the file
+        parts = []
+        while a < b:
+            i = bisect.bisect_right(self._offsets, a) - 1  # the row group holding row a
+            first, end = self._offsets[i], min(b, self._offsets[i + 1])
+            parts.append(self._row_group(i)[a - first:end - first])
+            a = end
+        if len(parts) == 1:
+            return parts[0].to(self.device, copy=True)  # a copy: the caller gets no view of the kept row group
+        return torch.cat(parts or [torch.empty(0, self.shape[1], dtype=self.dtype)]).to(self.device)
+
+    def _row_group(self, i: int) -> Tensor:
+        """Row group i's rows (m, len(columns)) in ``dtype``: kept by some thread, or decoded and kept by this one
+        in place of the one it kept before."""
+        thread = threading.get_ident()
+        with self._lock:
+            rows = next((rows for group, rows in self._kept.values() if group == i), None)
+            if rows is None:
+                self._kept.pop(thread, None)  # let the last one go before decoding the next: one at a time
+        if rows is None:
+            # a file object of its own: threads decode at the same time, and pyarrow's readers are not shared
+            with _parquet_file(self.path, self._metadata) as file:
+                table = file.read_row_group(i, columns=self.columns, use_threads=False)
+            stacked = torch.from_numpy(np.stack(_numpy_columns(self.path, table, self._offsets[i])))  # (width, m)
+            del table  # two copies of the row group at a time, not three
+            rows = stacked.T.to(self.dtype, memory_format=torch.contiguous_format)  # (m, width)
+            with self._lock:
+                self._kept[thread] = (i, rows)
+        return rows
+
+    def __repr__(self) -> str:
+        return (f"ParquetRows({str(self.path)!r}, {len(self.columns)} columns, "
+                f"rows=({self.start}, {self.start + len(self)}), dtype={self.dtype})")
+
+
+def open_parquet(path: str | Path, rows: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu", label: str | None = None) -> tuple[ParquetRows, ParquetRows]:
+    """(X, Y) of a Parquet file, rows [start, stop) of both: Y (n, 1) the column named ``label`` (the last column if
+    None), X (n, d) the others, in the file's order; see :class:`ParquetRows`. ``fit`` checks the values, as for
+    ``.npy`` data: finite, labels in [0, 1]."""
+    path = Path(path)
+    names, k = _features_and_label(path, label)
+    return (ParquetRows(path, names[:k] + names[k + 1:], rows, dtype, device),
+            ParquetRows(path, [names[k]], rows, dtype, device))
+
+
+def parquet_chunks(path: str | Path, label: str | None = None,
+                   dtype: npt.DTypeLike = np.float32) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Read a Parquet file ``BATCH_ROWS`` rows at a time: (features (m, d), labels (m,)) in ``dtype``, the labels
+    from the column named ``label`` (the last column if None), the features from the others in the file's order.
+
+    Each value is rounded once to ``dtype``, so the numbers of a float64 column come out as
+    :func:`~torch_shallow.data.csv_chunks` gives them for the same numbers written as text; the checks are the same.
+    Memory holds a batch, whatever the file's size.
+
+    Raises:
+        ValueError: naming the file: not Parquet, a column that does not hold numbers, a name used twice, fewer than
+            2 columns, no column named ``label``, no rows; and the row, for a null, NaN or inf, a value too large for
+            ``dtype``, a label other than 0 or 1.
+    """
+    path, dtype = Path(path), np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"parquet_chunks: dtype must be a floating-point type, got {dtype}")
+    names, k = _features_and_label(path, label)
+    row = 0
+    with _parquet_file(path) as file:
+        for batch in file.iter_batches(BATCH_ROWS, columns=names, use_threads=False):
+            columns = _numpy_columns(path, batch, row)
+            chunk = rows_in_dtype(columns, k, dtype)
+            if chunk is None:
+                raise _refused(path, names, columns, k, dtype, row)
+            yield chunk
+            row += batch.num_rows
+    if row == 0:
+        raise ValueError(f"{path} holds no rows; expected at least one sample")
+
+
+def _parquet_file(path: Path, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
+    """The file, read without Arrow's thread pools (``use_threads=False`` too, where it reads), which may make the
+    process abort at exit (see :func:`torch_shallow.data._in_order`): ``fit`` runs a reader on each core itself."""
+    return pq.ParquetFile(path, metadata=metadata, pre_buffer=False)
+
+
+def _features_and_label(path: Path, label: str | None) -> tuple[list[str], int]:
+    """The names of all the file's columns, checked, and the label column's index among them."""
+    names = _checked_metadata(path, None).schema.to_arrow_schema().names
+    if len(names) < 2:
+        raise ValueError(f"{path}: expected at least one feature column and a label column, got {names}")
+    return names, label_column(names, label, str(path))
+
+
+def _checked_metadata(path: Path, columns: list[str] | None) -> pq.FileMetaData:
+    """The file's metadata, once ``columns`` (all if None) are checked: there, named once, holding numbers."""
+    try:
+        metadata = pq.read_metadata(path)
+    except pa.ArrowInvalid as error:  # not Parquet, or damaged
+        raise ValueError(f"{path} is not a Parquet file: {error}") from None
+    schema = metadata.schema.to_arrow_schema()
+    counts = collections.Counter(schema.names)
+    for name in schema.names if columns is None else columns:
+        if counts[name] != 1:
+            raise ValueError(f"{path}: {counts[name]} columns are named {name!r}; expected one, among {schema.names}")
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            raise ValueError(f"{path}: column {name!r} holds {kind}; expected numbers (integers, floats or booleans)")
+    return metadata
+
+
+def _numpy_columns(path: Path, data: pa.Table | pa.RecordBatch, first_row: int) -> list[np.ndarray]:
+    """The columns of ``data``, which starts at row ``first_row`` of the file, as NumPy arrays; a null is an error
+    naming its row."""
+    for name, column in zip(data.column_names, data.columns):
+        if column.null_count:
+            row = first_row + int(np.argmax(numpy_column(column.is_null())))
+            raise ValueError(f"{path}: row {row}: column {name!r} has no value (null); expected a number")
+    return [numpy_column(column) for column in data.columns]
+
+
+def _refused(path: Path, names: list[str], columns: list[np.ndarray], k: int, dtype: np.dtype,
+             first_row: int) -> ValueError:
+    """The error for the first refused row of a batch starting at row ``first_row``, which :func:`rows_in_dtype`
+    refused; in a row, NaN or inf comes first, then a label other than 0 or 1, then a value too large for ``dtype``,
+    as in a CSV file."""
+    with np.errstate(over="ignore"):
+        infinite = np.stack([~np.isfinite(column) for column in columns])  # (width, m)
+        overflows = np.stack([~np.isfinite(column.astype(dtype)) for column in columns]) & ~infinite
+    bad_label = ~((columns[k] == 0) | (columns[k] == 1))
+    row = int(np.argmax(infinite.any(axis=0) | bad_label | overflows.any(axis=0)))
+    where = f"{path}: row {first_row + row}"
+    if infinite[:, row].any():
+        j = int(np.argmax(infinite[:, row]))
+        return ValueError(f"{where}: NaN or inf values are not allowed, got {columns[j][row].item()!r} in column "
+                          f"{names[j]!r}")
+    if bad_label[row]:
+        return ValueError(f"{where}: label column {names[k]!r} must be 0 or 1, got {columns[k][row].item()!r}")
+    j = int(np.argmax(overflows[:, row]))
+    return ValueError(f"{where}: {columns[j][row].item()!r} in column {names[j]!r} is too large for {dtype}, whose "
+                      f"largest value is {float(np.finfo(dtype).max)!r}")
