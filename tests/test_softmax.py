@@ -1,5 +1,6 @@
 """K classes through a softmax output, against torch's own cross_entropy, and early stopping on validation data."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -128,3 +129,27 @@ def test_the_command_line_splits_validation_data_and_stops_early(tmp_path, capsy
     assert "early_stopping, best epoch" in out and "validation accuracy" in out
     assert main(["train", "--patience", "5", "--no-log"]) == 2
     assert "--patience without --val-fraction" in capsys.readouterr().err
+
+
+def test_a_csv_of_k_classes_trains_softmax_outputs(tmp_path, capsys):
+    from torch_shallow import load_csv
+    from torch_shallow.data import csv_chunks
+
+    X, _, labels = three_classes(n=60, dtype=torch.float32)
+    path = tmp_path / "blobs.csv"
+    path.write_text("a,b,class\n" + "".join(f"{x:.4f},{y:.4f},{c}\n" for (x, y), c in zip(X.tolist(),
+                                                                                          labels.tolist())))
+    X_read, Y_read = load_csv(path, classes=True)
+    assert torch.equal(Y_read[:, 0].long(), labels)
+    small_blocks = [y for _, y in csv_chunks(path, classes=True, block_size=64)]  # Arrow's path, block by block
+    assert len(small_blocks) > 3 and torch.equal(torch.from_numpy(np.concatenate(small_blocks)).long(), labels)
+    with pytest.raises(ValueError, match=r":4: label column 'class' must be 0 or 1, got '2'"):
+        load_csv(path)  # without classes, the slides' 0/1 labels
+    assert main(["train", "--csv", str(path), "--output", "softmax", "--hidden", "5", "--activation", "tanh",
+                 "--lr", "0.5", "--epochs", "300", "--no-log"]) == 0
+    accuracy = float(capsys.readouterr().out.split("training accuracy ")[1].split("%")[0])
+    assert accuracy > 80  # three classes, the argmax right for most points
+    path.write_text("a,b,class\n1,2,0\n3,4,1.5\n")
+    assert main(["train", "--csv", str(path), "--output", "softmax", "--no-log"]) == 2
+    assert "blobs.csv:3: label column 'class' must be a class number 0, 1, 2, ..., got '1.5'" in \
+        capsys.readouterr().err

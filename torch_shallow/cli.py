@@ -317,7 +317,8 @@ def load_data(args: argparse.Namespace, dtype: torch.dtype,
         n = NpyRows(args.data / "X.npy").shape[0]
         return args.data.name, *open_npy(args.data, shard(n, rank, size), dtype, device), None
     if args.csv is not None:
-        experiment, (X, Y) = args.csv.stem, load_csv(args.csv, args.label, dtype=dtype)
+        experiment = args.csv.stem
+        X, Y = load_csv(args.csv, args.label, dtype=dtype, classes=args.output == "softmax")
     else:
         experiment, (X, Y) = args.dataset, DATASETS[args.dataset](dtype=dtype)
     if args.output == "softmax":

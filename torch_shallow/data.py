@@ -94,8 +94,10 @@ _LINE_END = re.compile(rb"\r\n|\n|\r")  # as Python's csv module and Arrow end l
 _QUOTED_FIELD = re.compile(rb'(?:^|(?<=[,\r\n]))"[^"]*+(?:""[^"]*+)*+"(?=[,\r\n]|\Z)')
 
 
-def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """Load a CSV file with a header row: numeric feature columns and one column of 0/1 labels.
+def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32,
+             classes: bool = False) -> tuple[Tensor, Tensor]:
+    """Load a CSV file with a header row: numeric feature columns and one column of 0/1 labels, or, with
+    ``classes``, of class numbers 0, 1, ..., K - 1 (for softmax outputs).
 
     Args:
         path: the file, read in one pass, so a pipe such as ``/dev/stdin`` works too.
@@ -113,17 +115,18 @@ def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = to
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     except TypeError:
         raise ValueError(f"load_csv: dtype must be one that NumPy has, such as torch.float32, got {dtype}") from None
-    chunks = list(csv_chunks(path, label, np_dtype))
+    chunks = list(csv_chunks(path, label, np_dtype, classes=classes))
     return _tensors(np.concatenate([X for X, _ in chunks]), np.concatenate([y for _, y in chunks]), dtype)
 
 
 def csv_chunks(path: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32,
-               block_size: int = BLOCK_SIZE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               block_size: int = BLOCK_SIZE, classes: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Read a CSV file in one pass, block by block: (features (m, d), labels (m,)) in ``dtype`` for each block.
 
     The file is UTF-8 text (a leading byte-order mark is skipped): a header row naming the d + 1 columns, then one
     row of numbers per sample; blank lines are skipped. The label column (``label``, the last column if None) must
-    hold 0 or 1. Each value is read as the float64 that Python's ``float()`` gives, the correctly rounded one, and
+    hold 0 or 1, or with ``classes`` whole numbers ≥ 0.
+    Each value is read as the float64 that Python's ``float()`` gives, the correctly rounded one, and
     rounded once to ``dtype``.
 
     The file is read ``block_size`` bytes at a time, cut after the last whole record (a record longer than that
@@ -151,8 +154,9 @@ def csv_chunks(path: str | Path, label: str | None = None, dtype: npt.DTypeLike 
         line, header, k, rest = _header(path, blocks, label)
         n = 0
         numbered, options = _numbered(f, itertools.chain([rest], blocks), line), _arrow_options(len(header))
-        for (block, first_line), parsed in _in_order(lambda item: _parsed(item[0], options, k, dtype), numbered):
-            X, y = parsed or _reread(path, block, first_line(), header, k, dtype)
+        for (block, first_line), parsed in _in_order(lambda item: _parsed(item[0], options, k, dtype, classes),
+                                                     numbered):
+            X, y = parsed or _reread(path, block, first_line(), header, k, dtype, classes)
             if len(y):
                 n += len(y)
                 yield X, y
@@ -173,13 +177,15 @@ def label_column(columns: list[str], label: str | None, where: str) -> int:
     return columns.index(label)
 
 
-def rows_in_dtype(columns: list[np.ndarray], k: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+def rows_in_dtype(columns: list[np.ndarray], k: int, dtype: np.dtype,
+                  classes: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """(features (m, d), labels (m,)) in ``dtype`` from d + 1 columns of m numbers, the labels from column k, each
-    value rounded once; None if a value is NaN or inf or rounds to inf in ``dtype``, or a label is not 0 or 1."""
+    value rounded once; None if a value is NaN or inf or rounds to inf in ``dtype``, or a label is not 0 or 1 (with
+    ``classes``, not a whole number ≥ 0)."""
     labels = columns[k]
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow gives inf, refused below
         X = np.stack(columns[:k] + columns[k + 1:]).T.astype(dtype, order="C")  # stacked (d, m), then (m, d)
-    if not (np.isfinite(X).all() and ((labels == 0) | (labels == 1)).all()):  # NaN is neither 0 nor 1
+    if not (np.isfinite(X).all() and valid_labels(labels, classes).all()):  # NaN is no label
         return None
     return X, labels.astype(dtype)
 
@@ -360,7 +366,7 @@ _PARSE_OPTIONS = {quoted: arrow_csv.ParseOptions(newlines_in_values=quoted) for 
 
 
 def _parsed(block: bytes, options: tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions], k: int,
-            dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+            dtype: np.dtype, classes: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """Arrow's reading of a block of whole records, with :func:`_arrow_options`: (features (m, d), labels (m,)) in
     ``dtype``; None where Arrow fails, where a value is refused, and where Arrow would read otherwise than Python's
     csv module: a field that may be over csv's limit (Arrow has none), a malformed quoted field (Arrow reads it as
@@ -377,7 +383,7 @@ def _parsed(block: bytes, options: tuple[arrow_csv.ReadOptions, arrow_csv.Conver
                                    convert_options=convert, memory_pool=pa.system_memory_pool())
     except pa.ArrowInvalid:
         return None
-    return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype)
+    return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype, classes)
 
 
 def _may_hold_a_long_field(block: bytes) -> bool:
@@ -388,7 +394,7 @@ def _may_hold_a_long_field(block: bytes) -> bool:
 
 
 def _reread(path: Path, block: bytes, line: int, header: list[str], k: int,
-            dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+            dtype: np.dtype, classes: bool) -> tuple[np.ndarray, np.ndarray]:
     """A block read again, row by row, by Python's csv module and ``float()``, its first line being ``line``: the
     first bad line raises ValueError naming it; else (features (m, d), labels (m,)) in ``dtype``."""
     values = np.empty((_line_count(block) + 1, len(header)))  # float64, the type of float(); a record per line at most
@@ -396,7 +402,7 @@ def _reread(path: Path, block: bytes, line: int, header: list[str], k: int,
     i = 0
     try:
         for at, row in _records(path, _reader(block), line):
-            values[i], lines[i] = _numbers(path, at, row, header, k), at
+            values[i], lines[i] = _numbers(path, at, row, header, k, classes), at
             i += 1
     except ValueError:
         _rounded(path, values[:i], lines[:i], k, dtype)  # an overflow on an earlier line is the first error
@@ -427,8 +433,9 @@ def _records(path: Path, reader: Iterator[list[str]], first: int) -> Iterator[tu
             yield line, cells
 
 
-def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int) -> list[float]:
-    """The row's values, checked: as many as the header, numbers, finite, and a 0 or 1 in the label column k."""
+def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int, classes: bool) -> list[float]:
+    """The row's values, checked: as many as the header, numbers, finite, and a label in column k (see
+    :func:`valid_labels`)."""
     if len(row) != len(header):
         raise ValueError(f"{path}:{line}: expected {len(header)} values as in the header, got {len(row)}")
     try:
@@ -439,9 +446,17 @@ def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int) -
         raise ValueError(f"{path}:{line}: expected a number, got {bad!r}") from None
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"{path}:{line}: NaN or inf values are not allowed, got {row}")
-    if values[k] not in (0.0, 1.0):
-        raise ValueError(f"{path}:{line}: label column {header[k]!r} must be 0 or 1, got {row[k]!r}")
+    if not valid_labels(np.array(values[k]), classes):
+        expected = "a class number 0, 1, 2, ..." if classes else "0 or 1"
+        raise ValueError(f"{path}:{line}: label column {header[k]!r} must be {expected}, got {row[k]!r}")
     return values
+
+
+def valid_labels(labels: np.ndarray, classes: bool) -> np.ndarray:
+    """Which labels are 0 or 1, or with ``classes`` whole numbers ≥ 0 (the classes of softmax outputs)."""
+    if classes:
+        return (labels >= 0) & (labels == np.floor(labels))
+    return (labels == 0) | (labels == 1)
 
 
 def _rounded(path: Path, block: np.ndarray, lines: np.ndarray, k: int,
