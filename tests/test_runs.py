@@ -498,3 +498,60 @@ def test_a_model_with_nothing_to_train_is_refused():
     net = seeded_net().requires_grad_(False)
     with pytest.raises(ValueError, match="none of the model's parameters requires a gradient"):
         fit(net, X, Y, TrainConfig(max_epochs=5))
+
+
+# Found by trying the command line carelessly ---------------------------------------------------------------------
+
+def test_on_disk_data_whose_files_differ_in_rows_is_refused(tmp_path, capsys):
+    (tmp_path / "mix").mkdir()
+    np.save(tmp_path / "mix" / "X.npy", np.zeros((10, 2), np.float32))
+    np.save(tmp_path / "mix" / "Y.npy", np.zeros((20,), np.float32))  # labels of another data set
+    assert main(["train", "--data", str(tmp_path / "mix"), "--epochs", "3", "--no-log"]) == 2
+    assert "X.npy has 10 rows but Y.npy has 20" in capsys.readouterr().err
+
+
+def test_a_resumed_run_still_saves_the_model_it_was_asked_to(tmp_path, capsys):
+    assert main(["train", "--epochs", "40", "--tol", "0", "--log-dir", str(tmp_path / "run"),
+                 "--save", str(tmp_path / "net.pt")]) == 0
+    (tmp_path / "net.pt").unlink()
+    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--epochs", "60"]) == 0
+    net = ShallowNet(2, 4)
+    net.load_state_dict(torch.load(tmp_path / "net.pt", weights_only=True))
+    assert torch.equal(net.W1, load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]["W1"])
+
+
+@pytest.mark.parametrize("options, message", [
+    (["train", "--resume", "{tmp}"], "is a directory; expected a checkpoint file, such as"),
+    (["train", "--resume", "{tmp}/garbage.pt"], "cannot be read: it is truncated, corrupt or not a checkpoint"),
+    (["train", "--csv", "{tmp}/nothere.csv"], "--csv {tmp}/nothere.csv: no such file"),
+    (["train", "--data", "{tmp}/garbage.pt"], "expected a directory of X.npy and Y.npy, or a .parquet file"),
+    (["sweep", "--seeds", "0", "1", "0"], "--seeds lists 0 more than once"),
+    (["train", "--init-from", "{tmp}/sweep/checkpoint.pt"], "this is a sweep's checkpoint, of 2 models"),
+    (["train", "--init-from", "{tmp}/one/checkpoint.pt", "--hidden", "7"],
+     "its weights are of a model with 2 inputs, 4 hidden units and 1 outputs; this one has 2, 7 and 1"),
+])
+def test_careless_paths_and_options_get_a_clear_error(tmp_path, capsys, options, message):
+    (tmp_path / "garbage.pt").write_text("garbage")
+    if "sweep/checkpoint.pt" in " ".join(options):
+        assert main(["sweep", "--hidden", "2", "3", "--epochs", "5", "--log-dir", str(tmp_path / "sweep")]) == 0
+    if "one/checkpoint.pt" in " ".join(options):
+        assert main(["train", "--epochs", "5", "--log-dir", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    assert main([o.format(tmp=tmp_path) for o in options] + ([] if "--resume" in options else ["--no-log"])) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and "Traceback" not in err
+
+
+def test_sigterm_before_training_leaves_no_empty_run_directory(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", """
+import os, signal, sys, time
+from torch_shallow import cli
+def stopped_before_the_first_epoch(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # as if stopped after the run directory was made, before training
+    time.sleep(5)
+cli.fit = stopped_before_the_first_epoch
+sys.exit(cli.main(sys.argv[1:]))
+""", "train", "--epochs", "100", "--log-dir", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert not (tmp_path / "run").exists()

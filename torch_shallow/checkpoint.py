@@ -63,13 +63,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     :class:`CheckpointError` naming the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; expected a checkpoint file, such as "
+                              f"{path / 'checkpoint.pt'}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else
+                              f"checkpoint {path} is not a regular file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # whatever a damaged file makes the reader raise, the answer is the same
-        raise CheckpointError(f"checkpoint {path} cannot be read (truncated, corrupt or not a checkpoint): "
-                              f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        # torch's own message advises loading with weights_only=False, which would run a tampered file's code
+        raise CheckpointError(f"checkpoint {path} cannot be read: it is truncated, corrupt or not a checkpoint "
+                              f"({type(error).__name__})") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {FORMAT} file")
     for key, kind in REQUIRED.items():

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -211,7 +212,7 @@ RESUME_REFUSES = ("log_dir", "checkpoint", "no_log", "init_from")
 DATA_ARGUMENTS = ("dataset", "csv", "data", "label")
 # Stored in the checkpoint, read back by --resume and --init-from; the model's sizes, activation, output and dtype
 # are in its architecture entry.
-RUN_ARGUMENTS = (*DATA_ARGUMENTS, "val_fraction", "split_seed", "seed", "device")
+RUN_ARGUMENTS = (*DATA_ARGUMENTS, "val_fraction", "split_seed", "seed", "device", "save")
 
 
 def flag(dest: str) -> str:
@@ -270,8 +271,11 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
     if not given & {"csv", "data", "dataset"}:  # the run's own data, unless told where it lies now
         for name in DATA_ARGUMENTS:
             setattr(args, name, runs[0][name])
-    for name in ("val_fraction", "split_seed", "output", "dtype", *([] if "device" in given else ["device"])):
+    for name in ("val_fraction", "split_seed", "output", "dtype", *([] if "device" in given else ["device"]),
+                 *([] if "save" in given or sweep else ["save"])):
         setattr(args, name, kept.get(name, runs[0].get(name)))
+    if not sweep and args.save is not None:
+        args.save = Path(args.save)  # the model file the run was asked to write, unless told another
     args.csv, args.data = (None if v is None else Path(v) for v in (args.csv, args.data))
     for name, path in (("csv", args.csv), ("data", args.data)):
         if path is not None and not path.exists():
@@ -303,6 +307,15 @@ def _comparable(value: object) -> object:
 
 def _show(value: object) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def check_data_paths(args: argparse.Namespace) -> None:
+    """The data options name files that are there, before anything else happens."""
+    if args.csv is not None and not args.csv.is_file():
+        raise ValueError(f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else
+                                                  "no such file"))
+    if args.data is not None and not (args.data.is_dir() or (args.data.is_file() and args.data.suffix == ".parquet")):
+        raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a .parquet file")
 
 
 def load_data(args: argparse.Namespace, dtype: torch.dtype,
@@ -376,7 +389,14 @@ def start_run(args: argparse.Namespace, experiment: str, rank: int, sweep: bool)
 def prepare(args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig | None, torch.device, int]:
     """The steps shared by train and sweep before the data: the resume rule, the device, the process group."""
     refuse_contradictions(args, given)
+    if args.command == "sweep":
+        for name in ("hidden", "activation", "lr", "seeds"):
+            values = getattr(args, name)
+            twice = sorted({v for v in values if values.count(v) > 1}, key=str)
+            if twice:
+                raise ValueError(f"{flag(name)} lists {', '.join(map(str, twice))} more than once")
     config = resumed_settings(args, given) if args.resume is not None else None
+    check_data_paths(args)
     device = torch.device(args.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun: one GPU per process, set before NCCL
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
@@ -410,6 +430,9 @@ def removed_if_empty(log_dir: Path | None) -> Iterator[None]:
 def train(args: argparse.Namespace, given: set[str]) -> None:
     config, device, rank = prepare(args, given)
     init = None if args.init_from is None else load_checkpoint(args.init_from)
+    if init is not None and isinstance(init["architecture"], list):
+        raise CheckpointError(f"--init-from {args.init_from}: this is a sweep's checkpoint, of "
+                              f"{len(init['architecture'])} models; --init-from takes a single run's")
     if init is not None:
         for name, key in (("hidden", "hidden_features"), ("activation", "activation"), ("output", "output")):
             if name not in given:  # the model of the checkpoint's weights, unless told otherwise
@@ -427,8 +450,12 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
     if init is not None:
         try:
             net.load_state_dict(init["model"])
-        except RuntimeError as error:
-            raise CheckpointError(f"--init-from {args.init_from}: its weights do not fit the model: {error}") from None
+        except RuntimeError:
+            saved = init["architecture"]
+            raise CheckpointError(
+                f"--init-from {args.init_from}: its weights are of a model with {saved['in_features']} inputs, "
+                f"{saved['hidden_features']} hidden units and {saved['out_features']} outputs; this one has "
+                f"{net.in_features}, {net.hidden_features} and {net.out_features}") from None
     log_dir = None
     if config is None:
         log_dir, checkpoint = start_run(args, experiment, rank, sweep=False)
@@ -512,9 +539,15 @@ def resume_command(command: str, checkpoint: Path) -> str:
     return f"torch-shallow {command} --resume {checkpoint}"
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so that a run directory just made and still empty is removed
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None  # training defers it itself
     try:
         {"train": train, "sweep": sweep, "convert": convert}[args.command](args, given_options(argv))
         if dist.is_available() and dist.is_initialized():
@@ -529,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"torch-shallow: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C: nothing to save yet, or saved already
+        print("torch-shallow: interrupted", file=sys.stderr)
+        return 130
     except (RunInUse, OSError) as error:
         print(f"torch-shallow: error: {error}", file=sys.stderr)
         return 1
@@ -536,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torch-shallow: error: {error}", file=sys.stderr)
         return 2
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0

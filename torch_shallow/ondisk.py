@@ -54,7 +54,7 @@ class NpyRows:
         start, stop = rows or (0, n)
         if not 0 <= start <= stop <= n:
             raise ValueError(f"{self.path}: rows [{start}, {stop}) are outside the file's {n} rows")
-        self.start, self.shape = start, (stop - start, self._width)
+        self.start, self.shape, self.rows_in_file = start, (stop - start, self._width), n
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def __len__(self) -> int:
@@ -91,9 +91,11 @@ def open_npy(directory: str | Path, rows: tuple[int, int] | None = None, dtype: 
              device: torch.device | str = "cpu") -> tuple[NpyRows, NpyRows]:
     """(X, Y) of a data directory, rows [start, stop) of both; see :class:`NpyRows`."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a directory of X.npy and Y.npy")
     X, Y = (NpyRows(directory / name, rows, dtype, device) for name in ("X.npy", "Y.npy"))
-    if X.shape[0] != Y.shape[0] or X.start != Y.start:
-        raise ValueError(f"{directory}: X.npy has {X.shape[0]} rows in range but Y.npy has {Y.shape[0]}")
+    if X.rows_in_file != Y.rows_in_file:  # one sample per row: a label more or less is data that does not match
+        raise ValueError(f"{directory}: X.npy has {X.rows_in_file} rows but Y.npy has {Y.rows_in_file}")
     return X, Y
 
 

@@ -43,7 +43,7 @@ from .validation import check_features, check_parameters, check_targets
 # oscillate without ever becoming NaN.
 DIVERGENCE_FACTOR = 100.0
 # Recorded by the command line with a run's hyperparameters, for resuming; not hyperparameters themselves.
-RUN_SETTINGS = ("device", "dtype")
+RUN_SETTINGS = ("device", "dtype", "save")
 # TensorBoard keeps 1,000 points of each scalar tag by default (its reservoir size): more buys nothing.
 LOGGED_POINTS = 1000
 
