@@ -254,3 +254,17 @@ def test_the_command_line_converts_and_trains_on_parquet(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "points.parquet"), "--label", "u", "--epochs", "5",
                  "--no-log"]) == 2
     assert "Y must hold labels in [0, 1]" in capsys.readouterr().err  # fit checks on-disk labels block by block
+
+
+def test_torchrun_trains_on_parquet_as_one_process(tmp_path):
+    """Two ranks each read their own row groups of one Parquet file; rank 0 prints what one process prints."""
+    X, Y = planar(dtype=torch.float64)
+    pq.write_table(pa.table({"u": X[:, 0].numpy(), "v": X[:, 1].numpy(), "y": Y[:, 0].numpy()}),
+                   tmp_path / "points.parquet", row_group_size=50)
+    command = ["-m", "torch_shallow", "train", "--data", str(tmp_path / "points.parquet"), "--epochs", "60",
+               "--no-log", "--dtype", "float64", "--timeout", "60"]
+    one = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          *command], capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout == one.stdout and "points: 60 epochs" in one.stdout
