@@ -251,7 +251,7 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
                               f"with torch-shallow {'sweep' if sweep else 'train'} --resume")
     runs = saved["hparams"] if sweep else [saved["hparams"]]
     models = saved["architecture"] if sweep else [saved["architecture"]]
-    if any(name not in runs[0] for name in RUN_ARGUMENTS):
+    if any(name not in runs[0] for name in RUN_ARGUMENTS if hasattr(args, name)):  # a sweep has no --save
         raise CheckpointError(f"checkpoint {args.resume} was not written by torch-shallow {args.command}")
     config = dict(saved["config"])
     kept = {**runs[0], "output": models[0]["output"], "dtype": models[0]["dtype"], "patience": config["patience"]}
