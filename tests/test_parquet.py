@@ -227,15 +227,18 @@ print((kib("VmHWM") - before) / 1024)
 
 
 def test_parquet_epoch_memory_is_bounded_by_the_row_group(tmp_path):
-    """2,000,000 × 8 float32 features are 61 MiB; an epoch on 2 threads holds a decoded row group of 50,000 rows
-    (1.5 MiB) per thread, what decoding the next one takes, and a few blocks."""
+    """2,000,000 × 8 float32 features are 61 MiB; an epoch on 2 threads holds, per thread, the row group it keeps
+    (50,000 rows, 1.5 MiB), the three copies that decoding the next one makes (Arrow's, stacked, transposed) and a
+    few blocks of 4096 rows × 64 hidden units (1 MiB each): about 25 MiB at worst, however many row groups the file
+    has. Whether the allocators reuse the first epoch's pages makes it vary between 6 and 16 MiB; reading the whole
+    file would take 61."""
     n, d = 2_000_000, 8
     rng = np.random.default_rng(0)
     columns = {f"x{j}": rng.standard_normal(n, dtype=np.float32) for j in range(d)}
     path = write_parquet(tmp_path / "big.parquet", {**columns, "y": rng.random(n) > 0.5}, row_group_size=50_000)
     out = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout.split()[-1]) < n * d * 4 / 2**20 / 4
+    assert float(out.stdout.split()[-1]) < n * d * 4 / 2**20 / 2
 
 
 def test_the_command_line_converts_and_trains_on_parquet(tmp_path, capsys):
