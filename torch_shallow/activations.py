@@ -60,20 +60,13 @@ def activate_(Z1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
 
 
 def derivative(A1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
-    """σ'(Z1) from A1 = σ(Z1), in a new tensor; shapes as in :func:`activate_`."""
+    """σ'(Z1) from A1 = σ(Z1), in a new tensor with A1's memory layout; shapes as in :func:`activate_`."""
     if isinstance(activation, str):
         return get_activation(activation).derivative(A1)
-    return times_derivative_(torch.ones_like(A1), A1, activation)
-
-
-def times_derivative_(dA1: Tensor, A1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
-    """dA1 ∘ σ'(Z1), in place into dA1, with σ'(Z1) from A1; for a stack, one model run at a time, so that no
-    stack-sized derivative is made."""
-    if isinstance(activation, str):
-        return dA1.mul_(get_activation(activation).derivative(A1))
+    out = torch.empty_like(A1)
     for name, models in _runs(activation):
-        dA1[models].mul_(get_activation(name).derivative(A1[models]))
-    return dA1
+        out[models] = get_activation(name).derivative(A1[models])
+    return out
 
 
 def _runs(activation: str | tuple[str, ...]) -> list[tuple[str, slice]]:

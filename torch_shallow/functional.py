@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from .activations import activate_, derivative, times_derivative_
+from .activations import activate_, derivative
 from .parallel import map_on_cores, row_ranges
 from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
@@ -54,7 +54,7 @@ def affine(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     K, out, inputs = W.shape
     if X.dim() == 2:  # one X for every model: one product (n, in) @ (in, K·out), the models' units side by side
         return torch.addmm(b.reshape(-1), X, W.reshape(K * out, inputs).T).view(X.shape[0], K, out).transpose(0, 1)
-    return torch.baddbmm(b.unsqueeze(-2), X, W.mT)
+    return torch.bmm(X, W.mT).add_(b.unsqueeze(-2))  # 4.7× faster than baddbmm for the planar stack's layer 2
 
 
 def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: Activations) -> Tensor:
@@ -119,7 +119,10 @@ def backward_pass(
     if need_dW2:
         dW2 = dZ2.mT @ A1  # dZ2ᵀ A1                     (d2, d1)
     if need_dX or need_dW1 or need_db1:
-        dZ1 = times_derivative_(dZ2 @ W2, A1, activation)  # dZ2 W2 ∘ σ'(Z1)   (n, d1)
+        # σ'(Z1) first: the product takes its memory layout, A1's, which for a stack sharing X is (n, K·d1), the
+        # models' units side by side, so that dW1 below is one product for all of them. Not in place: under vmap
+        # dZ2 may be batched where A1 is not.
+        dZ1 = derivative(A1, activation) * (dZ2 @ W2)  # σ'(Z1) ∘ dZ2 W2   (n, d1)
         if need_db1:
             db1 = dZ1.sum(-2)  # dZ1ᵀ 1                  (d1,)
         if need_dW1:
@@ -192,10 +195,10 @@ class ShallowNetFunction(torch.autograd.Function):
 
 
 def auto_block_rows(W1: Tensor) -> int:
-    """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix, which keeps the
-    handful of such matrices a block needs within a core's L2 cache, and at least 256 rows, so that each matrix
-    product stays large enough to run at full speed."""
-    return max(256, (1 << 20) // (W1.shape[0] * W1.element_size()))
+    """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix (all K models' units,
+    K·d1, for a stack), which keeps the handful of such matrices a block needs within a core's L2 cache, and at
+    least 256 rows, so that each matrix product stays large enough to run at full speed."""
+    return max(256, (1 << 20) // (W1[..., 0].numel() * W1.element_size()))
 
 
 class Sweep(NamedTuple):
