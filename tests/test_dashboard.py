@@ -15,7 +15,7 @@ from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment
 from torch.utils.tensorboard import SummaryWriter
 
 from torch_shallow import ShallowNet, TrainConfig, fit, open_npy, planar
-from torch_shallow.board import DARK, LIGHT, decision_boundary_image, write_graph
+from torch_shallow.board import DARK, LIGHT, RunWriter, decision_boundary_image, write_graph
 
 
 def read(run: Path) -> EventAccumulator:
@@ -121,3 +121,21 @@ def test_the_decision_boundary_image_has_a_colour_key():
     assert len(torch.unique((p[..., 0][on_the_bar] * 100).round())) >= 90
     grey = (key.amax(-1) - key.amin(-1) < 0.02) & (key.amax(-1) < 0.5)  # dark grey: the labels' text
     assert grey.sum() >= 50
+
+
+
+def test_a_run_writer_hands_every_pending_step_over_on_flush_and_close(tmp_path):
+    """The scalars a RunWriter keeps back reach the event file, in step order, at each flush and at close (the
+    trainer's checkpoints, stops and end; tests/test_faults.py checks a stopped run's last logged epoch)."""
+    writer = RunWriter(str(tmp_path))
+    steps = 2 * RunWriter.PENDING_STEPS + 7
+    for step in range(steps):
+        writer.add_step_scalars({"a": float(step), "b": -float(step)}, step)
+    writer.flush()
+    assert [(e.step, e.value) for e in read(tmp_path).Scalars("a")] == [(s, float(s)) for s in range(steps)]
+    writer.add_step_scalars({"a": 1e3}, steps)
+    writer.close()
+    writer.close()  # a second close is harmless, as for a SummaryWriter
+    events = read(tmp_path)
+    assert [e.step for e in events.Scalars("b")] == list(range(steps))
+    assert [(e.step, e.value) for e in events.Scalars("a")][-2:] == [(steps - 1, steps - 1), (steps, 1e3)]

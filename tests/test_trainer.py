@@ -48,6 +48,24 @@ def test_one_epoch_is_one_step_from_the_current_parameters():
         assert_close(p, q.detach() - 0.5 * g)
 
 
+@pytest.mark.parametrize("frozen", [None, "b2"])
+def test_plain_gradient_descent_is_torch_sgd_bit_for_bit(frozen):
+    """fit's own step (optimizer=None) against torch.optim.SGD's step on the same sweeps, frozen parameters too."""
+    X, Y = planar()
+    nets = [seeded_net(), seeded_net()]
+    if frozen:
+        for net in nets:
+            getattr(net, frozen).requires_grad_(False)
+    histories = [fit(nets[0], X, Y, TrainConfig(lr=0.7, max_epochs=300, tol=0)),
+                 fit(nets[1], X, Y, TrainConfig(max_epochs=300, tol=0),
+                     optimizer=torch.optim.SGD(nets[1].parameters(), lr=0.7))]
+    assert histories[0].costs == histories[1].costs
+    for p, q in zip(*(net.parameters() for net in nets)):
+        assert torch.equal(p, q)
+    if frozen:
+        assert torch.equal(getattr(nets[0], frozen), getattr(seeded_net(), frozen))
+
+
 def test_planar_accuracy():
     """4 sigmoid hidden units, lr 1.2, 10,000 epochs: the slides' algorithm reaches about 89% on the flower."""
     X, Y = planar()

@@ -5,11 +5,13 @@ curves, and the model's graph."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -116,14 +118,58 @@ def _write(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, x: int, top: in
     return x + round(draw.textlength(text, font=font))
 
 
+class RunWriter(SummaryWriter):
+    """The ``SummaryWriter`` of a training run, which also writes the scalars of a step together
+    (:meth:`add_step_scalars`) and hands those of up to ``PENDING_STEPS`` steps to TensorBoard's writing thread at
+    once.
+
+    Each hand-over wakes that thread, and on a small machine the switch between threads costs more than the scalars
+    themselves: 120 µs of every logged epoch of the planar data on 2 cores, against 20 µs in batches. ``flush`` and
+    ``close`` hand over what is pending first, so checkpoints, the end of a run and a stopped run write everything;
+    a process killed outright loses at most the pending steps, as it loses what the writing thread holds.
+    """
+
+    PENDING_STEPS = 100
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._pending: list[tuple[Summary, int]] = []
+        super().__init__(*args, **kwargs)
+
+    def add_step_scalars(self, scalars: dict[str, float], step: int) -> None:
+        """Several scalars of one step, in one event of the values ``add_scalar`` writes (``simple_value``)."""
+        self._pending.append((Summary(value=[Summary.Value(tag=tag, simple_value=value)
+                                             for tag, value in scalars.items()]), step))
+        if len(self._pending) >= self.PENDING_STEPS:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        for summary, step in pending:
+            self._get_file_writer().add_summary(summary, step)
+
+    def flush(self) -> None:
+        self._hand_over()
+        super().flush()
+
+    def close(self) -> None:
+        if self.all_writers is not None:  # not closed yet
+            self._hand_over()
+        super().close()
+
+
+# Buckets of a histogram: TensorFlow 2's default (tf.summary.histogram). The default of add_histogram, bins=
+# "tensorflow", makes over a thousand buckets for any tensor, and a dashboard four times slower to write.
+HISTOGRAM_BINS = 30
+
+
 def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y: Tensor, step: int) -> None:
     """Histograms of θ and ∇J (tags ``parameters/W1``... and ``gradients/W1``...), and for 2-D data the decision
     boundary. The groups keep the histograms together, after ``accuracy`` and ``cost``: bare tags W1, W2 would
     sort before them (capitals first) and take the landing page's first, expanded sections."""
     for name, p in model.named_parameters():
-        writer.add_histogram(f"parameters/{name}", p.detach(), step)
+        writer.add_histogram(f"parameters/{name}", p.detach(), step, bins=HISTOGRAM_BINS)
         if p.grad is not None:
-            writer.add_histogram(f"gradients/{name}", p.grad, step)
+            writer.add_histogram(f"gradients/{name}", p.grad, step, bins=HISTOGRAM_BINS)
     if isinstance(X, Tensor) and X.shape[1] == 2 and model.out_features == 1:  # in memory: on disk it may be huge
         writer.add_image("decision_boundary", decision_boundary_image(model, X, Y), step)
 
@@ -156,7 +202,9 @@ def write_graph(writer: SummaryWriter, model: torch.nn.Module, X: Tensor) -> Non
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the boundary's shape checks: constants of a trace
         warnings.filterwarnings("ignore", "The input to trace is already a ScriptModule")  # add_graph's own trace
-        traced = torch.jit.trace(model, rows)
+        # no check_trace: its second trace and comparison cost half a second in a new process, more than the
+        # rest of the dashboard over a whole run, and a module without randomness traces the same each time
+        traced = torch.jit.trace(model, rows, check_trace=False)
         _name_values(traced.graph)
         writer.add_graph(traced, rows)
 

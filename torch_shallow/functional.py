@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -198,7 +199,7 @@ def auto_block_rows(W1: Tensor) -> int:
     """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix (all K models' units,
     K·d1, for a stack), which keeps the handful of such matrices a block needs within a core's L2 cache, and at
     least 256 rows, so that each matrix product stays large enough to run at full speed."""
-    return max(256, (1 << 20) // (W1[..., 0].numel() * W1.element_size()))
+    return max(256, (1 << 20) // (math.prod(W1.shape[:-1]) * W1.element_size()))
 
 
 class Sweep(NamedTuple):

@@ -23,8 +23,8 @@ from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 
+from .board import RunWriter
 from .distributed import all_reduce_sum_
 
 LOCK_NAME = ".lock"  # in a run directory; a checkpoint outside one is locked through ".<name>.lock" beside it
@@ -62,7 +62,7 @@ def new_run_dir(path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str | Path | None,
-                runs: list[Path] | None, purge_step: int | None) -> Iterator[list[SummaryWriter]]:
+                runs: list[Path] | None, purge_step: int | None) -> Iterator[list[RunWriter]]:
     """Check every output path, lock the run directory and the checkpoint, and open a TensorBoard writer for each
     of ``runs`` (``log_dir`` itself, or a sweep's run per model under it), all before the first epoch; yields the
     writers, none without ``log_dir``. Paths are absolute.
@@ -90,14 +90,14 @@ def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str 
     with locked(targets), contextlib.ExitStack() as stack:
         writers = []
         for run in runs or []:
-            writer = SummaryWriter(str(run), purge_step=purge_step)
+            writer = RunWriter(str(run), purge_step=purge_step)
             stack.callback(_close, writer)
             writers.append(writer)
         with _quiet_writer_thread():
             yield writers
 
 
-def _close(writer: SummaryWriter) -> None:
+def _close(writer: RunWriter) -> None:
     with contextlib.suppress(OSError):  # a failure to write was reported where it happened
         writer.close()
 

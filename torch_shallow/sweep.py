@@ -150,8 +150,9 @@ class ModelStack:
         if self.unit_mask is not None:
             dW2.mul_(self.unit_mask)
         stopped = [k for k, on in enumerate(running) if not on]
-        for g in self._gradients:
-            g[stopped] = 0  # a stopped model's ∇J may be NaN: zeroed, not multiplied by 0
+        if stopped:
+            for g in self._gradients:
+                g[stopped] = 0  # a stopped model's ∇J may be NaN: zeroed, not multiplied by 0
         for p, g in zip(self.parameters(), self._gradients):
             p.addcmul_(g, self._lr.view(-1, *([1] * (g.dim() - 1))), value=-1)
 
