@@ -272,8 +272,10 @@ def deferred_stop_signals() -> Iterator[Callable[[], int]]:
     half and a checkpoint can be written; yields a function returning the first signal's number, 0 if none.
 
     A second Ctrl-C interrupts at once, except under ``torchrun``: there a Ctrl-C in the terminal reaches each
-    worker twice, from the terminal and forwarded by torchrun, which ends workers that take too long itself. More
-    SIGTERMs change nothing. Signals reach the main thread only; elsewhere nothing is installed.
+    worker twice, from the terminal and forwarded by torchrun, which ends workers that take too long itself; a
+    worker that stopped on a signal then ignores SIGINT and SIGTERM until it exits, for torchrun's copy may arrive
+    after training, while the process shuts down. More SIGTERMs change nothing. Signals reach the main thread only;
+    elsewhere nothing is installed.
     """
     if threading.current_thread() is not threading.main_thread():
         yield lambda: 0
@@ -292,5 +294,6 @@ def deferred_stop_signals() -> Iterator[Callable[[], int]]:
     try:
         yield lambda: received[0] if received else 0
     finally:
+        stopping_under_torchrun = received and not second_ctrl_c_stops_at_once
         for s, h in previous.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if stopping_under_torchrun else h)

@@ -202,8 +202,8 @@ def fit(
 
     Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost_and_grad`` (the values
     of ``model.cost(X, Y).backward()``, without the autograd engine's fixed cost), then takes one step of
-    ``optimizer``: by default ``torch.optim.SGD(lr=config.lr)`` without momentum, which is
-    θ(t+1) = θ(t) - α∇J. X and Y are checked once, before the first epoch, not at every epoch; so are the output
+    ``optimizer``: by default plain gradient descent θ(t+1) = θ(t) - α∇J with α = ``config.lr``, the step of
+    ``torch.optim.SGD(lr=α)`` without momentum, bit for bit. X and Y are checked once, before the first epoch, not at every epoch; so are the output
     paths, which are then locked against other runs (:mod:`torch_shallow.run`).
 
     In a distributed run (``torch.distributed`` initialised, as ``torchrun`` and the command line do), each rank
