@@ -265,7 +265,8 @@ def sweep_case(epochs: int, repeats: int, single: dict[str, float], logged_epoch
         if name in single:
             print(f"| {label} | {single[name]:.1f} | {per_model / single[name]:.3f} |")
     print(f"\n{SWEEP_MODELS} sequential fits over fit_many: {single['torch_shallow'] / per_model:.1f}×\n")
-    print(f"| fit on the planar data, the defaults, {logged_epochs:,} epochs | µs / epoch | ratio to unlogged |")
+    but = "" if logged_epochs == TrainConfig().max_epochs else f" but {logged_epochs:,} epochs"
+    print(f"| fit on the planar data, the defaults{but} | µs / epoch | ratio to unlogged |")
     print("|---|---|---|")
     for name in ("unlogged", "logged"):
         print(f"| {name}{' (TensorBoard)' if name == 'logged' else ''} | {t[name] / logged_epochs * 1e6:.1f} | "
