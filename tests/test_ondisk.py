@@ -113,8 +113,11 @@ def test_convert_write_error_leaves_the_old_files(tmp_path, old_data):
 
 def test_convert_interrupted_leaves_the_old_files(tmp_path, old_data):
     directory = old_data[0]
+    # Ctrl-C as a terminal sends it, whatever this process inherited: a job started in the background of a
+    # non-interactive shell has SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     process = subprocess.Popen([*CONVERT, "/dev/stdin", str(directory)], stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         process.stdin.write("a,y\n" + "1,0\n" * 100)  # then waits, reading, for the rest of its first chunk
         process.stdin.flush()
