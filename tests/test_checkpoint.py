@@ -2,6 +2,8 @@
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,26 @@ def test_save_makes_the_data_durable_before_the_rename(tmp_path, monkeypatch):
     assert ("fsync", temporary, size) in calls[:rename], calls  # all of the file's bytes, flushed, then fsynced
     assert any(call[:2] == ("fsync", directory) for call in calls[rename + 1:]), calls
     assert torch.load(path, weights_only=True)["history"] == {"epochs": 3}
+
+
+def test_a_full_disk_while_saving_is_an_os_error_and_keeps_the_old_checkpoint(tmp_path):
+    """torch.save turns a failed write into a RuntimeError of its zip writer; the trainer's handling of a full disk
+    (stop, say which checkpoint is intact) catches OSError, so save_checkpoint gives one. RLIMIT_FSIZE makes the
+    write fail as a full disk does."""
+    script = f"""
+import resource, signal, sys, torch
+from torch_shallow.checkpoint import save_checkpoint
+path = {str(tmp_path / "c.pt")!r}
+save_checkpoint(path, {{"x": torch.zeros(10)}})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    save_checkpoint(path, {{"x": torch.ones(100_000)}})
+except OSError as error:
+    print("OSError", error)
+print(torch.load(path, weights_only=True)["x"].tolist())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("OSError writing checkpoint") and "the disk may be full" in out.stdout
+    assert out.stdout.splitlines()[-1] == str([0.0] * 10)

@@ -2,6 +2,7 @@
 the HParams plugin's view of a log directory holding runs with and without validation data, the graph's Function
 node, and the colour key of the decision-boundary image."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +130,34 @@ def test_a_run_writer_hands_every_pending_step_over_on_flush_and_close(tmp_path)
     trainer's checkpoints, stops and end; tests/test_faults.py checks a stopped run's last logged epoch)."""
     writer = RunWriter(str(tmp_path))
     steps = 2 * RunWriter.PENDING_STEPS + 7
+    logged = []
     for step in range(steps):
+        logged.append(time.time())
         writer.add_step_scalars({"a": float(step), "b": -float(step)}, step)
+        time.sleep(0.001)
     writer.flush()
-    assert [(e.step, e.value) for e in read(tmp_path).Scalars("a")] == [(s, float(s)) for s in range(steps)]
+    events = read(tmp_path).Scalars("a")
+    assert [(e.step, e.value) for e in events] == [(s, float(s)) for s in range(steps)]
+    assert [e.wall_time for e in events] == pytest.approx(logged, abs=5e-4)  # when logged, not when handed over
     writer.add_step_scalars({"a": 1e3}, steps)
     writer.close()
     writer.close()  # a second close is harmless, as for a SummaryWriter
     events = read(tmp_path)
     assert [e.step for e in events.Scalars("b")] == list(range(steps))
     assert [(e.step, e.value) for e in events.Scalars("a")][-2:] == [(steps - 1, steps - 1), (steps, 1e3)]
+
+
+def test_a_slow_run_hands_its_scalars_over_within_seconds(tmp_path, monkeypatch):
+    """On large data 100 logged epochs take minutes; the pending scalars go out once the oldest is PENDING_SECONDS
+    old, for a dashboard watching the run."""
+    monkeypatch.setattr(RunWriter, "PENDING_SECONDS", 0.05)
+    writer = RunWriter(str(tmp_path))
+    writer.add_step_scalars({"a": 0.0}, 0)
+    time.sleep(0.1)
+    writer.add_step_scalars({"a": 1.0}, 1)
+    writer.file_writer.flush()  # TensorBoard's own file flush only, not the RunWriter's hand-over
+    assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1]
+    writer.add_step_scalars({"a": 2.0}, 2)
+    writer.file_writer.flush()
+    assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1]  # the step before was just handed over
+    writer.close()

@@ -101,7 +101,7 @@ def test_resume_and_init_from_exclude_each_other(capsys):
     (["--label", "label", "--data", "{dir}"], "--label with --data"),
     (["--label", "label"], "--label without --csv"),
     (["--no-log", "--log-dir", "{dir}"], "--no-log with --log-dir"),
-    (["--no-log", "--log-every", "5"], "--no-log with --log-every"),
+    (["--no-log", "--log-every", "5"], "--no-log with --log-every and no --val-fraction"),
     (["--no-log", "--checkpoint-every", "5"], "--checkpoint-every with --no-log"),
     (["--init-from", "{dir}/c.pt", "--seed", "1"], "--init-from with --seed"),
 ])
@@ -110,6 +110,16 @@ def test_contradicting_options_are_refused(tmp_path, capsys, options, named):
     options = [o.format(csv=csv, dir=tmp_path) for o in options]
     assert main(["train", "--epochs", "5", *options]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_log_every_without_a_log_sets_how_often_early_stopping_looks(capsys):
+    """--log-every is also the period of the validation cost that --patience counts, logged or not."""
+    common = ["train", "--dataset", "moons", "--hidden", "40", "--activation", "tanh", "--val-fraction", "0.2",
+              "--patience", "5", "--epochs", "3000", "--no-log"]
+    assert main([*common, "--log-every", "1"]) == 0
+    assert "988 epochs (early_stopping, best epoch 982)" in capsys.readouterr().out
+    assert main([*common, "--log-every", "2"]) == 0
+    assert "993 epochs (early_stopping, best epoch 982)" in capsys.readouterr().out  # evaluated at 984, ..., 992
 
 
 def test_init_from_starts_a_new_run_from_the_weights(tmp_path, capsys):

@@ -161,6 +161,10 @@ def test_bad_stacks_are_refused():
         fit_many([ShallowNet(2, 3), ShallowNet(2, 4)], X, Y, lrs=[1, 2, 3])
     with pytest.raises(ValueError, match=r"lrs\[0\] must be a finite number > 0"):
         fit_many([ShallowNet(2, 3)], X, Y, lrs=[float("nan")])
+    frozen = ShallowNet(2, 3)
+    frozen.b2.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"models\[1\].b2 does not require a gradient; fit_many trains all"):
+        fit_many([ShallowNet(2, 3), frozen], X, Y)
 
 
 # The command line ---------------------------------------------------------------------------------------------------

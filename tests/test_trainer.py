@@ -55,6 +55,7 @@ def test_plain_gradient_descent_is_torch_sgd_bit_for_bit(frozen):
     nets = [seeded_net(), seeded_net()]
     if frozen:
         for net in nets:
+            net.cost(X, Y).backward()  # a gradient from before the parameter was frozen, which must not be used
             getattr(net, frozen).requires_grad_(False)
     histories = [fit(nets[0], X, Y, TrainConfig(lr=0.7, max_epochs=300, tol=0)),
                  fit(nets[1], X, Y, TrainConfig(max_epochs=300, tol=0),

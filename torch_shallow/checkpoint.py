@@ -42,7 +42,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
+            try:
+                torch.save({"format": FORMAT, **state}, f)
+            except RuntimeError as error:  # torch's zip writer reports a failed write (a full disk) as its own error
+                raise OSError(f"writing checkpoint {path} failed ({error}); the disk may be full") from error
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

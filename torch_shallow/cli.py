@@ -170,7 +170,8 @@ def _run_options(parser: argparse.ArgumentParser, what: str) -> argparse._Argume
                      help=f"TensorBoard directory of the {what} (default: runs/<experiment>-"
                           f"{'sweep-' if what == 'sweep' else ''}<timestamp>); a taken name gets a suffix -2, -3, ...")
     log.add_argument("--log-every", type=positive_int,
-                     help="log scalars every k epochs (default: about 1,000 points per run)")
+                     help="log scalars, and evaluate the validation data, every k epochs (default: about 1,000 "
+                          "points per run)")
     log.add_argument("--no-log", action="store_true", help="write no TensorBoard output")
     faults = parser.add_argument_group("checkpoints")
     faults.add_argument("--checkpoint", type=Path,
@@ -221,9 +222,11 @@ def flag(dest: str) -> str:
 
 def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
     """Options that contradict each other, or that would have no effect: refused, never silently dropped."""
-    pairs = [("dataset", "csv"), ("dataset", "data"), ("no_log", "log_dir"),
-             ("no_log", "log_every"), ("init_from", "seed"), ("val_fraction", "data"), ("resume", "init_from")]
+    pairs = [("dataset", "csv"), ("dataset", "data"), ("no_log", "log_dir"), ("init_from", "seed"),
+             ("val_fraction", "data"), ("resume", "init_from")]
     clashes = [f"{flag(a)} with {flag(b)}" for a, b in pairs if {a, b} <= given]
+    if {"no_log", "log_every"} <= given and args.val_fraction is None:  # with validation data it sets how often
+        clashes.append("--no-log with --log-every and no --val-fraction")  # early stopping looks
     parquet = args.data is not None and args.data.suffix == ".parquet"
     if "label" in given and "data" in given and not parquet:
         clashes.append("--label with --data of .npy files (their labels are Y.npy)")

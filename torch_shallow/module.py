@@ -158,8 +158,7 @@ class ShallowNet(nn.Module):
             sweep = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output,
                                        count_right)
         for p, g in zip(params, sweep.gradients[1:]):
-            if g is not None:
-                p.grad = g
+            p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay
         return sweep
 
     def extra_repr(self) -> str:

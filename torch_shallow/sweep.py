@@ -94,6 +94,10 @@ class ModelStack:
             if not isinstance(m, ShallowNet):
                 raise TypeError(f"models[{k}] must be a ShallowNet, got {type(m).__name__}")
             check_parameters(m.W1, m.b1, m.W2, m.b2)
+            frozen = [name for name in PARAMETERS if not getattr(m, name).requires_grad]
+            if frozen:  # the stack trains every parameter of every model
+                raise ValueError(f"models[{k}].{frozen[0]} does not require a gradient; fit_many trains all of a "
+                                 "model's parameters: train a model with frozen parameters with fit")
             same = (m.in_features, m.out_features, m.output, m.W1.dtype, m.W1.device)
             if same != (first.in_features, first.out_features, first.output, first.W1.dtype, first.W1.device):
                 raise ValueError(f"models[{k}] is {m!r} ({m.W1.dtype}, {m.W1.device}), but a stack needs the "

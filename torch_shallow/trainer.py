@@ -251,7 +251,8 @@ def fit(
         t = history.epochs
         raise TrainingDiverged(
             f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to a NaN, inf or "
-            f"more than {DIVERGENCE_FACTOR:g} times that, with learning rate {config.lr:g}; try a smaller learning "
+            f"more than {DIVERGENCE_FACTOR:g} × max(that, 1) = {_divergence_limit(history, 0.0):g}, with learning "
+            f"rate {config.lr:g}; try a smaller learning "
             f"rate. The model keeps the parameters of epoch {t - 1}.", history)
     return history
 
