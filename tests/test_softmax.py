@@ -1,11 +1,14 @@
 """K classes through a softmax output, against torch's own cross_entropy, and early stopping on validation data."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_shallow import ACTIVATIONS, ShallowBCEFunction, ShallowNet, TrainConfig, fit, planar
+from torch_shallow import ACTIVATIONS, ShallowBCEFunction, ShallowNet, TrainConfig, fit, fit_many, planar
+from torch_shallow.checkpoint import load_checkpoint, trained_weights
 from torch_shallow.cli import main
 
 from conftest import assert_close
@@ -113,6 +116,43 @@ def test_early_stopping_restores_the_best_epoch():
     for p, q in zip(stopped.parameters(), oracle.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
     assert history.final_cost == pytest.approx(oracle.cost(*train).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_an_early_stopping_run_resumes_to_the_uninterrupted_result(tmp_path, many):
+    """Stopped between its best epoch and its early stop (at max_epochs, its best θ put back), then resumed with more
+    epochs: the same history and parameters as a run never stopped, for the checkpoint keeps the best epoch's θ
+    and the last epoch's, which the resumed run goes on from; fit_many's models too."""
+    X, Y = planar(dtype=torch.float64)
+    train, val = (X[::2], Y[::2]), (X[1::2], Y[1::2])
+
+    def net():
+        model = ShallowNet(2, 50, activation="tanh", dtype=torch.float64)
+        model.reset_parameters(torch.Generator().manual_seed(0))
+        return model
+
+    def run(model, config, **kwargs):
+        if many:
+            return fit_many([model, net()], *train, config, lrs=[2.0, 0.5], val=val, **kwargs)[0]
+        return fit(model, *train, config, val=val, **kwargs)
+
+    config = TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10)
+    whole = net()
+    expected = run(whole, config)
+    assert expected.stop_reason == "early_stopping"
+    stopped = net()
+    first = run(stopped, dataclasses.replace(config, max_epochs=expected.best_epoch + 100,
+                                             checkpoint=tmp_path / "c.pt"))
+    assert first.stop_reason == "max_epochs" and first.best_epoch == expected.best_epoch
+    state = load_checkpoint(tmp_path / "c.pt")  # the trained model (what --init-from takes) is the best epoch's
+    key = (lambda w: w[0]) if many else (lambda w: w)
+    assert all(torch.equal(key(trained_weights(state)[name]), p) for name, p in stopped.named_parameters())
+    assert not torch.equal(key(state["model"]["W1"]), stopped.W1)  # the last epoch's, to go on from
+    resumed = net()
+    history = run(resumed, dataclasses.replace(config, checkpoint=tmp_path / "c.pt"), resume_from=tmp_path / "c.pt")
+    assert dataclasses.asdict(history) == dataclasses.asdict(expected)
+    for p, q in zip(resumed.parameters(), whole.parameters()):
+        assert torch.equal(p, q)
 
 
 def test_early_stopping_needs_validation_data():

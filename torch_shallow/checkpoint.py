@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .run import fingerprint_changes
 
@@ -83,20 +83,39 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     for key, kind in REQUIRED.items():
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"checkpoint {path} has no valid {key!r} entry")
+    if not isinstance(state.get("best", {}), dict):  # only runs with early stopping keep one
+        raise CheckpointError(f"checkpoint {path} has no valid 'best' entry")
     return state
 
 
 def training_state(trainee: Any, history: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any],
-                   hparams: dict[str, object] | list[dict[str, object]], data: dict[str, Any]) -> dict[str, Any]:
+                   hparams: dict[str, object] | list[dict[str, object]], data: dict[str, Any],
+                   trained: dict[str, Tensor] | None = None, best: list[Tensor] | None = None) -> dict[str, Any]:
     """Everything a resumed run needs, and what tells whether it is resumed into the same run. ``trainee`` is what
     the trainer trains (one model and its optimizer, or a stack of models; see ``trainer.fit`` and
-    ``sweep.fit_many``): it gives its weights, optimizer state, architecture and optimizer class."""
+    ``sweep.fit_many``): it gives its weights, optimizer state, architecture and optimizer class.
+
+    With early stopping, ``best`` is the best validation epoch's parameters (in the order of the weights), kept as
+    ``best``; once they are put back into the trainee at the end, ``trained`` is θ(epochs), which a resumed run
+    goes on from, kept as ``model`` while ``restored_best`` says that the trained model is ``best``
+    (:func:`trained_weights`)."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": trainee.weights(), "optimizer": trainee.optimizer_state(), "history": history, "rng": rng,
-            "config": config, "hparams": hparams, "architecture": trainee.architecture(),
-            "optimizer_class": trainee.optimizer_class, "data": data}
+    weights = trainee.weights()
+    state = {"model": weights if trained is None else trained, "optimizer": trainee.optimizer_state(),
+             "history": history, "rng": rng, "config": config, "hparams": hparams,
+             "architecture": trainee.architecture(), "optimizer_class": trainee.optimizer_class, "data": data}
+    if best is not None:
+        state["best"] = dict(zip(weights, best))
+        state["restored_best"] = trained is not None
+    return state
+
+
+def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
+    """The trained model's weights in a checkpoint: the best validation epoch's where the run ended by putting them
+    back, otherwise the last epoch's."""
+    return state["best"] if state.get("restored_best") else state["model"]
 
 
 def architecture(model: nn.Module) -> dict[str, object]:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .activations import ACTIVATIONS
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, trained_weights
 from .data import DATASETS, load_csv
 from .distributed import init_from_environment, shard, world
 from .functional import OUTPUTS
@@ -452,7 +452,7 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
     net.reset_parameters(torch.Generator().manual_seed(args.seed))
     if init is not None:
         try:
-            net.load_state_dict(init["model"])
+            net.load_state_dict(trained_weights(init))
         except RuntimeError:
             saved = init["architecture"]
             raise CheckpointError(

@@ -360,12 +360,16 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
     if config.patience is not None and val is None:
         raise ValueError("early stopping (patience) needs validation data: pass val=(X_val, Y_val)")
     histories = [History(stop_reason="max_epochs") for _ in range(K)]
+    saved_best = None
     if resume_from is not None:
-        histories = _resumed_histories(resume_from, trainee, data, config)
+        histories, saved_best = _resumed_histories(resume_from, trainee, data, config)
     params = trainee.parameters()
     broadcast_(params)
     last_good = [p.clone() for p in params]  # θ of the last epoch whose cost was finite and bounded, per model
     best = [p.clone() for p in params] if config.patience is not None else None  # θ of the best validation epoch
+    if best is not None and saved_best is not None:
+        torch._foreach_copy_(best, list(saved_best.values()))
+    trained = None  # θ(epochs), once the best epoch's θ is put back at the end: where a resumed run goes on from
     running = [h.stop_reason == "max_epochs" for h in histories]
     first = max(h.epochs for h in histories)  # the models that still run have all taken these many steps
     # the epochs whose scalars are computed: none where neither a run directory nor validation data takes them
@@ -373,7 +377,7 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
     per_row = labels_per_row(reference)
     checkpoints = _Checkpoints(config, rank, lambda: training_state(
         trainee, _one_or_list([dataclasses.asdict(h) for h in histories]), _plain(config), _one_or_list(hparams),
-        data))
+        data, trained=trained, best=best))
     with _writers(config, rank, resume_from, first, run_names) as writers:
         if first == 0:
             for writer in writers:
@@ -411,7 +415,8 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                         break
                     if (t + 1) % config.checkpoint_every == 0:
                         checkpoints.save(writers)
-            if best is not None and config.restore_best:
+            if best is not None and config.restore_best and any(h.best_epoch is not None for h in histories):
+                trained = {name: w.clone() for name, w in trainee.weights().items()}
                 for k, h in enumerate(histories):
                     if h.best_epoch is not None:
                         for p, b in zip(params, best):
@@ -591,16 +596,17 @@ def _epochs(history: dict[str, Any] | list[dict[str, Any]]) -> int:
 
 
 def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, object],
-                       config: TrainConfig) -> list[History]:
-    """The histories of the checkpointed run, with the trainee restored. A model that ended stays ended, but one
-    that "converged" only if its last two costs meet this ``tol`` too, so that a converged run takes no more steps
-    and a smaller ``tol`` lets it go on."""
-    saved = resume_state(path, trainee, data)["history"]
+                       config: TrainConfig) -> tuple[list[History], dict[str, Tensor] | None]:
+    """The histories of the checkpointed run, with the trainee restored, and the best validation epoch's weights if
+    the run kept them. A model that ended stays ended, but one that "converged" only if its last two costs meet this
+    ``tol`` too, so that a converged run takes no more steps and a smaller ``tol`` lets it go on."""
+    state = resume_state(path, trainee, data)
+    saved = state["history"]
     histories = [History(**h) for h in (saved if isinstance(saved, list) else [saved])]
     for h in histories:
         if h.converged and not (config.tol > 0 and len(h.costs) >= 2 and abs(h.costs[-1] - h.costs[-2]) < config.tol):
             h.stop_reason = "max_epochs"
-    return histories
+    return histories, state.get("best")
 
 
 def _write_summary(writer: RunWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float,
