@@ -94,16 +94,23 @@ def test_fit_reports_the_argmax_accuracy():
 
 # Early stopping -------------------------------------------------------------------------------------------------------
 
-def test_early_stopping_restores_the_best_epoch():
+def halves():
+    """The planar data in float64, split into training and validation halves."""
     X, Y = planar(dtype=torch.float64)
-    train, val = (X[::2], Y[::2]), (X[1::2], Y[1::2])
+    return (X[::2], Y[::2]), (X[1::2], Y[1::2])
 
-    def net():
-        model = ShallowNet(2, 50, activation="tanh", dtype=torch.float64)
-        model.reset_parameters(torch.Generator().manual_seed(0))
-        return model
 
-    stopped = net()
+def tanh_net():
+    """A seeded 50-unit tanh model, which overfits half the planar data within a few thousand epochs."""
+    model = ShallowNet(2, 50, activation="tanh", dtype=torch.float64)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    return model
+
+
+def test_early_stopping_restores_the_best_epoch():
+    train, val = halves()
+
+    stopped = tanh_net()
     history = fit(stopped, *train, TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10),
                   val=val)
     assert history.stop_reason == "early_stopping" and history.epochs < 20000
@@ -111,7 +118,7 @@ def test_early_stopping_restores_the_best_epoch():
     assert history.best_epoch == best
     assert history.epochs == history.val_epochs[-1] + 1  # ten evaluations without improvement, then stop
     assert history.val_epochs[-1] == best + 10 * 20
-    oracle = net()  # an independent run of exactly best_epoch steps holds θ(best_epoch)
+    oracle = tanh_net()  # an independent run of exactly best_epoch steps holds θ(best_epoch)
     fit(oracle, *train, TrainConfig(lr=2.0, max_epochs=best, tol=0))
     for p, q in zip(stopped.parameters(), oracle.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
@@ -123,24 +130,18 @@ def test_an_early_stopping_run_resumes_to_the_uninterrupted_result(tmp_path, man
     """Stopped between its best epoch and its early stop (at max_epochs, its best θ put back), then resumed with more
     epochs: the same history and parameters as a run never stopped, for the checkpoint keeps the best epoch's θ
     and the last epoch's, which the resumed run goes on from; fit_many's models too."""
-    X, Y = planar(dtype=torch.float64)
-    train, val = (X[::2], Y[::2]), (X[1::2], Y[1::2])
-
-    def net():
-        model = ShallowNet(2, 50, activation="tanh", dtype=torch.float64)
-        model.reset_parameters(torch.Generator().manual_seed(0))
-        return model
+    train, val = halves()
 
     def run(model, config, **kwargs):
         if many:
-            return fit_many([model, net()], *train, config, lrs=[2.0, 0.5], val=val, **kwargs)[0]
+            return fit_many([model, tanh_net()], *train, config, lrs=[2.0, 0.5], val=val, **kwargs)[0]
         return fit(model, *train, config, val=val, **kwargs)
 
     config = TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10)
-    whole = net()
+    whole = tanh_net()
     expected = run(whole, config)
     assert expected.stop_reason == "early_stopping"
-    stopped = net()
+    stopped = tanh_net()
     first = run(stopped, dataclasses.replace(config, max_epochs=expected.best_epoch + 100,
                                              checkpoint=tmp_path / "c.pt"))
     assert first.stop_reason == "max_epochs" and first.best_epoch == expected.best_epoch
@@ -148,7 +149,7 @@ def test_an_early_stopping_run_resumes_to_the_uninterrupted_result(tmp_path, man
     key = (lambda w: w[0]) if many else (lambda w: w)
     assert all(torch.equal(key(trained_weights(state)[name]), p) for name, p in stopped.named_parameters())
     assert not torch.equal(key(state["model"]["W1"]), stopped.W1)  # the last epoch's, to go on from
-    resumed = net()
+    resumed = tanh_net()
     history = run(resumed, dataclasses.replace(config, checkpoint=tmp_path / "c.pt"), resume_from=tmp_path / "c.pt")
     assert dataclasses.asdict(history) == dataclasses.asdict(expected)
     for p, q in zip(resumed.parameters(), whole.parameters()):

@@ -203,8 +203,8 @@ def fit(
     Each epoch t computes J(θ(t)) and ∇J(θ(t)) over all n samples through ``model.cost_and_grad`` (the values
     of ``model.cost(X, Y).backward()``, without the autograd engine's fixed cost), then takes one step of
     ``optimizer``: by default plain gradient descent θ(t+1) = θ(t) - α∇J with α = ``config.lr``, the step of
-    ``torch.optim.SGD(lr=α)`` without momentum, bit for bit. X and Y are checked once, before the first epoch, not at every epoch; so are the output
-    paths, which are then locked against other runs (:mod:`torch_shallow.run`).
+    ``torch.optim.SGD(lr=α)`` without momentum, bit for bit. X and Y are checked once, before the first epoch, not
+    at every epoch; so are the output paths, which are then locked against other runs (:mod:`torch_shallow.run`).
 
     In a distributed run (``torch.distributed`` initialised, as ``torchrun`` and the command line do), each rank
     passes its own contiguous shard of the rows, of any size: every rank starts from rank 0's parameters, each
@@ -252,8 +252,8 @@ def fit(
         raise TrainingDiverged(
             f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to a NaN, inf or "
             f"more than {DIVERGENCE_FACTOR:g} × max(that, 1) = {_divergence_limit(history, 0.0):g}, with learning "
-            f"rate {config.lr:g}; try a smaller learning "
-            f"rate. The model keeps the parameters of epoch {t - 1}.", history)
+            f"rate {config.lr:g}; try a smaller learning rate. The model keeps the parameters of epoch {t - 1}.",
+            history)
     return history
 
 
