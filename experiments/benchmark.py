@@ -66,6 +66,7 @@ def large_problem(n: int, d: int, d1: int, seed: int = 0):
 
 # ---- the methods: each returns a function computing J and ∇J over all n samples --------------------------------
 
+
 def ours(X, Y, net):
     params = list(net.parameters())
     return lambda: torch.autograd.grad(net.cost(X, Y), params)
@@ -78,6 +79,7 @@ def autograd(X, Y, net):
         Z2 = F.linear(torch.sigmoid(F.linear(X, net.W1, net.b1)), net.W2, net.b2)
         J = F.binary_cross_entropy_with_logits(Z2, Y, reduction="sum") / X.shape[0]
         return torch.autograd.grad(J, params)
+
     return run
 
 
@@ -121,15 +123,18 @@ def measure(method: str, n: int, d: int, d1: int, repeats: int) -> tuple[float, 
     out of another's timings. The peak is that of the first run, above what the process held with the data:
     writing 5 to /proc/self/clear_refs (Linux) resets the peak (VmHWM) to the current resident size.
     """
-    code = (f"import benchmark as b, statistics, time, torch; torch.set_num_threads({torch.get_num_threads()}); "
-            f"X, Y, net = b.large_problem({n}, {d}, {d1}); run = b.METHODS[{method!r}](X, Y, net); "
-            "open('/proc/self/clear_refs', 'w').write('5'); before = b.status_kib('VmRSS'); run(); "
-            "peak = (b.status_kib('VmHWM') - before) / 1024; times = []\n"
-            f"for _ in range({repeats}):\n"
-            "    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)\n"
-            "print(statistics.median(times), peak)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parent)
+    code = (
+        f"import benchmark as b, statistics, time, torch; torch.set_num_threads({torch.get_num_threads()}); "
+        f"X, Y, net = b.large_problem({n}, {d}, {d1}); run = b.METHODS[{method!r}](X, Y, net); "
+        "open('/proc/self/clear_refs', 'w').write('5'); before = b.status_kib('VmRSS'); run(); "
+        "peak = (b.status_kib('VmHWM') - before) / 1024; times = []\n"
+        f"for _ in range({repeats}):\n"
+        "    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)\n"
+        "print(statistics.median(times), peak)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+    )
     seconds, peak = out.stdout.split()[-2:]
     return float(seconds), float(peak)
 
@@ -144,20 +149,26 @@ def status_kib(field: str) -> int:
 
 def large_cases(cases, repeats: int) -> None:
     print("\n### Cost + gradient over all n samples, float32 (median seconds; ratio = anchor / torch_shallow)\n")
-    print("| n × d, d1 | torch_shallow | autograd | numpy | matmul floor | vs autograd | vs numpy | / floor |"
-          " memory: ours | memory: autograd |")
+    print(
+        "| n × d, d1 | torch_shallow | autograd | numpy | matmul floor | vs autograd | vs numpy | / floor |"
+        " memory: ours | memory: autograd |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, d, d1 in cases:
         t, mem = {}, {}
         for name in METHODS:
             t[name], mem[name] = measure(name, n, d, d1, repeats)
-        print(f"| {n:,} × {d}, {d1} | {t['torch_shallow']:.3f} | {t['autograd']:.3f} | {t['numpy']:.3f} | "
-              f"{t['matmul floor']:.3f} | {t['autograd'] / t['torch_shallow']:.2f}× | "
-              f"{t['numpy'] / t['torch_shallow']:.2f}× | {t['torch_shallow'] / t['matmul floor']:.2f}× | "
-              f"{mem['torch_shallow']:.0f} MiB | {mem['autograd']:.0f} MiB |", flush=True)
+        print(
+            f"| {n:,} × {d}, {d1} | {t['torch_shallow']:.3f} | {t['autograd']:.3f} | {t['numpy']:.3f} | "
+            f"{t['matmul floor']:.3f} | {t['autograd'] / t['torch_shallow']:.2f}× | "
+            f"{t['numpy'] / t['torch_shallow']:.2f}× | {t['torch_shallow'] / t['matmul floor']:.2f}× | "
+            f"{mem['torch_shallow']:.0f} MiB | {mem['autograd']:.0f} MiB |",
+            flush=True,
+        )
 
 
 # ---- the planar training loop ----------------------------------------------------------------------------------
+
 
 def planar_loops(epochs: int):
     X, Y = planar()
@@ -194,10 +205,22 @@ def planar_loops(epochs: int):
         warnings.filterwarnings("ignore", category=ConvergenceWarning)  # max_iter is the point here
 
         def sklearn_loop():
-            MLPClassifier(hidden_layer_sizes=(4,), activation="logistic", solver="sgd", batch_size=len(X),
-                          learning_rate_init=1.2, momentum=0, nesterovs_momentum=False, alpha=0, shuffle=False,
-                          max_iter=epochs, tol=0, n_iter_no_change=epochs + 1, random_state=0,
-                          ).fit(X.numpy(), Y.numpy().ravel())
+            MLPClassifier(
+                hidden_layer_sizes=(4,),
+                activation="logistic",
+                solver="sgd",
+                batch_size=len(X),
+                learning_rate_init=1.2,
+                momentum=0,
+                nesterovs_momentum=False,
+                alpha=0,
+                shuffle=False,
+                max_iter=epochs,
+                tol=0,
+                n_iter_no_change=epochs + 1,
+                random_state=0,
+            ).fit(X.numpy(), Y.numpy().ravel())
+
         loops["scikit-learn"] = sklearn_loop
     except ImportError:
         print("(scikit-learn is not installed: pip install '.[experiments]' adds it)")
@@ -255,13 +278,18 @@ def sweep_case(epochs: int, repeats: int, single: dict[str, float], logged_epoch
 
         t = median_seconds({"sweep": sweep, "logged": logged, "unlogged": defaults}, repeats)
     per_model = t["sweep"] / epochs / SWEEP_MODELS * 1e6
-    print(f"\n### {SWEEP_MODELS} planar models at once (fit_many), {epochs:,} epochs, float32 "
-          "(median µs per model-epoch)\n")
+    print(
+        f"\n### {SWEEP_MODELS} planar models at once (fit_many), {epochs:,} epochs, float32 "
+        "(median µs per model-epoch)\n"
+    )
     print("| method | µs per model-epoch | fit_many's share of it |")
     print("|---|---|---|")
     print(f"| fit_many, {SWEEP_MODELS} models | {per_model:.2f} | 1.00 |")
-    for name, label in (("numpy", "NumPy, one model"), ("scikit-learn", "scikit-learn, one model"),
-                        ("torch_shallow", f"fit, one model ({SWEEP_MODELS} in sequence)")):
+    for name, label in (
+        ("numpy", "NumPy, one model"),
+        ("scikit-learn", "scikit-learn, one model"),
+        ("torch_shallow", f"fit, one model ({SWEEP_MODELS} in sequence)"),
+    ):
         if name in single:
             print(f"| {label} | {single[name]:.1f} | {per_model / single[name]:.3f} |")
     print(f"\n{SWEEP_MODELS} sequential fits over fit_many: {single['torch_shallow'] / per_model:.1f}×\n")
@@ -269,8 +297,10 @@ def sweep_case(epochs: int, repeats: int, single: dict[str, float], logged_epoch
     print(f"| fit on the planar data, the defaults{but} | µs / epoch | ratio to unlogged |")
     print("|---|---|---|")
     for name in ("unlogged", "logged"):
-        print(f"| {name}{' (TensorBoard)' if name == 'logged' else ''} | {t[name] / logged_epochs * 1e6:.1f} | "
-              f"{t[name] / t['unlogged']:.2f} |")
+        print(
+            f"| {name}{' (TensorBoard)' if name == 'logged' else ''} | {t[name] / logged_epochs * 1e6:.1f} | "
+            f"{t[name] / t['unlogged']:.2f} |"
+        )
 
 
 # ---- scaling out: the same full-batch training in 1 and 2 processes ------------------------------------------
@@ -310,9 +340,21 @@ def scaling_case(epochs: int) -> None:
         np.save(Path(directory) / "Y.npy", (rng.random(n) > 0.5).astype(np.float32))
         seconds = {}
         for processes in (1, 2):
-            out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                  f"--nproc-per-node={processes}", __file__, "--scaling-worker", directory,
-                                  str(epochs)], capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    f"--nproc-per-node={processes}",
+                    __file__,
+                    "--scaling-worker",
+                    directory,
+                    str(epochs),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode != 0:
                 raise RuntimeError(f"torchrun with {processes} processes failed:\n{out.stderr[-3000:]}")
             seconds[processes] = float(out.stdout.split()[-1])
@@ -337,8 +379,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="n / 20 and fewer repeats, as a smoke test")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per method (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, one per core)")
-    parser.add_argument("--only", nargs="+", choices=["planar", "sweep", "large", "scaling"],
-                        help="run these cases only (sweep implies planar, which it is compared with)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["planar", "sweep", "large", "scaling"],
+        help="run these cases only (sweep implies planar, which it is compared with)",
+    )
     parser.add_argument("--scaling-worker", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_worker:
@@ -348,8 +394,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cases = [(n // 20, d, d1) for n, d, d1 in LARGE_CASES] if args.quick else LARGE_CASES
     repeats = 2 if args.quick else args.repeats
-    print(f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
+    print(
+        f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+    )
     only = set(args.only or ["planar", "sweep", "large", "scaling"])
     if only & {"planar", "sweep"}:
         single = planar_case(1_000 if args.quick else 10_000, repeats)

@@ -76,8 +76,12 @@ def old_reader(directory: Path) -> str:
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name in ("data.py", "ondisk.py"):
-        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD_READER}:torch_shallow/{name}"],
-                              capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{OLD_READER}:torch_shallow/{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         (package / name).write_text(text)
     sys.path.insert(0, str(directory))
     return "torch_shallow_old"
@@ -108,14 +112,17 @@ def pandas_convert(path: Path, directory: Path) -> None:
 def arrow_parse(path: Path) -> pa.Table:
     """The file parsed by Arrow alone, on one thread (as each of csv_to_npy's threads parses its blocks)."""
     names = [f"x{j}" for j in range(D)] + ["y"]
-    return arrow_csv.read_csv(path, read_options=arrow_csv.ReadOptions(use_threads=False),
-                              convert_options=arrow_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()),
-                                                                       null_values=[]))
+    return arrow_csv.read_csv(
+        path,
+        read_options=arrow_csv.ReadOptions(use_threads=False),
+        convert_options=arrow_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[]),
+    )
 
 
 def peak_mib(method: str, path: Path, old_directory: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", PEAK, method, str(path), str(old_directory)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK, method, str(path), str(old_directory)], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.split()[-1])
 
 
@@ -127,8 +134,14 @@ def same_bits(a: Path, b: Path) -> bool:
 
 
 def processor() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "unknown")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        "unknown",
+    )
     return f"{model}, {os.cpu_count()} logical CPUs, pyarrow {pa.__version__}, pandas {pandas.__version__}"
 
 
@@ -145,25 +158,33 @@ def main() -> None:
         old = importlib.import_module(old_reader(tmp) + ".ondisk")
         data_mib = n * (D + 1) * 4 / 2**20
         print(f"CPU: {processor()}; load average before the runs: {os.getloadavg()[0]:.2f}\n")
-        print(f"### Converting a {n:,} × {D} CSV file ({path.stat().st_size / 2**20:.0f} MiB) to .npy, float32 "
-              f"(median seconds of {args.repeats} runs)\n")
-        seconds = median_seconds({
-            "torch_shallow `csv_to_npy` (`convert`)": lambda: csv_to_npy(path, tmp / "new"),
-            "pandas `read_csv` + `np.save`": lambda: pandas_convert(path, tmp / "pandas"),
-            "Arrow's parser alone, one thread, float64 columns, no checks": lambda: arrow_parse(path),
-            "the old reader (csv.reader, float() per cell)": lambda: old.csv_to_npy(path, tmp / "old"),
-        }, args.repeats)
+        print(
+            f"### Converting a {n:,} × {D} CSV file ({path.stat().st_size / 2**20:.0f} MiB) to .npy, float32 "
+            f"(median seconds of {args.repeats} runs)\n"
+        )
+        seconds = median_seconds(
+            {
+                "torch_shallow `csv_to_npy` (`convert`)": lambda: csv_to_npy(path, tmp / "new"),
+                "pandas `read_csv` + `np.save`": lambda: pandas_convert(path, tmp / "pandas"),
+                "Arrow's parser alone, one thread, float64 columns, no checks": lambda: arrow_parse(path),
+                "the old reader (csv.reader, float() per cell)": lambda: old.csv_to_npy(path, tmp / "old"),
+            },
+            args.repeats,
+        )
         anchor, anchor_cpu = seconds["pandas `read_csv` + `np.save`"]
         print("| method | seconds | / pandas | CPU seconds | / pandas |\n|---|---|---|---|---|")
         for name, (wall, cpu) in seconds.items():
             print(f"| {name} | {wall:.3f} | {wall / anchor:.2f}× | {cpu:.3f} | {cpu / anchor_cpu:.2f}× |")
 
-        print(f"\n### `load_csv`: peak memory above the process's before (MiB); the float32 data is "
-              f"{data_mib:.1f} MiB\n")
+        print(
+            f"\n### `load_csv`: peak memory above the process's before (MiB); the float32 data is {data_mib:.1f} MiB\n"
+        )
         print("| method | MiB | / data |\n|---|---|---|")
-        for name, method in (("torch_shallow `load_csv`", "torch_shallow.data.load_csv"),
-                             ("the old `load_csv`", "torch_shallow_old.data.load_csv"),
-                             ("pandas `read_csv`, then float32 arrays", "pandas")):
+        for name, method in (
+            ("torch_shallow `load_csv`", "torch_shallow.data.load_csv"),
+            ("the old `load_csv`", "torch_shallow_old.data.load_csv"),
+            ("pandas `read_csv`, then float32 arrays", "pandas"),
+        ):
             peak = peak_mib(method, path, tmp)
             print(f"| {name} | {peak:.1f} | {peak / data_mib:.2f}× |")
 
@@ -175,11 +196,17 @@ def main() -> None:
         pq.write_table(pa.table(dict(zip(names, oracle.T))), tmp / "data.parquet")
         start = time.perf_counter()
         parquet_to_npy(tmp / "data.parquet", tmp / "parquet")
-        print(f"\n### The converted arrays, bit for bit (`parquet_to_npy` of the same float64 numbers as Parquet: "
-              f"{time.perf_counter() - start:.3f} s)\n")
+        print(
+            f"\n### The converted arrays, bit for bit (`parquet_to_npy` of the same float64 numbers as Parquet: "
+            f"{time.perf_counter() - start:.3f} s)\n"
+        )
         print("| compared with | X.npy and Y.npy |\n|---|---|")
-        for name, other in (("the old reader's", "old"), ("np.loadtxt (float64), cast to float32", "oracle"),
-                            ("`parquet_to_npy` of the same numbers", "parquet"), ("pandas' `read_csv`", "pandas")):
+        for name, other in (
+            ("the old reader's", "old"),
+            ("np.loadtxt (float64), cast to float32", "oracle"),
+            ("`parquet_to_npy` of the same numbers", "parquet"),
+            ("pandas' `read_csv`", "pandas"),
+        ):
             print(f"| {name} | {'identical' if same_bits(tmp / 'new', tmp / other) else 'different'} |")
 
 

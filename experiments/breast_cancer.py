@@ -40,22 +40,33 @@ def split(seed: int, dtype=torch.float32):
 def early_stopping_run(X, Y, X_val, Y_val, args, log_dir) -> tuple[int, int, float, str]:
     """Train from the same θ(0) on 80% of the training part, stopping on the other 20%; returns the epochs run, the
     best epoch (whose parameters the model keeps), the accuracy on the validation split and the run directory."""
-    X_fit, X_stop, Y_fit, Y_stop = train_test_split(X, Y, test_size=EARLY_STOPPING_FRACTION, stratify=Y[:, 0],
-                                                    random_state=args.seed)
+    X_fit, X_stop, Y_fit, Y_stop = train_test_split(
+        X, Y, test_size=EARLY_STOPPING_FRACTION, stratify=Y[:, 0], random_state=args.seed
+    )
     net = ShallowNet(X.shape[1], args.hidden)
     net.reset_parameters(torch.Generator().manual_seed(args.seed))
     es_dir = new_run_dir(f"{log_dir}-early_stopping")
-    config = TrainConfig(lr=args.lr, max_epochs=args.epochs, tol=0, log_dir=es_dir, log_every=10,
-                         patience=args.patience)
-    history = fit(net, X_fit, Y_fit, config, val=(X_stop, Y_stop),
-                  hparams={"dataset": "breast_cancer", "seed": args.seed, "early_stopping": EARLY_STOPPING_FRACTION})
+    config = TrainConfig(
+        lr=args.lr, max_epochs=args.epochs, tol=0, log_dir=es_dir, log_every=10, patience=args.patience
+    )
+    history = fit(
+        net,
+        X_fit,
+        Y_fit,
+        config,
+        val=(X_stop, Y_stop),
+        hparams={"dataset": "breast_cancer", "seed": args.seed, "early_stopping": EARLY_STOPPING_FRACTION},
+    )
     best_cost = history.val_costs[history.val_epochs.index(history.best_epoch)]
     with SummaryWriter(es_dir) as writer:  # the run has ended and released its directory
         writer.add_scalar("early_stopping/best_val_cost", best_cost, history.best_epoch)
-        writer.add_text("early_stopping", f"Best epoch **{history.best_epoch}** (early-stopping cost {best_cost:.4f}), "
-                        f"patience {args.patience} evaluations 10 epochs apart; the run ended at epoch "
-                        f"{history.epochs} ({history.stop_reason}), keeping the best epoch's parameters.",
-                        history.best_epoch)
+        writer.add_text(
+            "early_stopping",
+            f"Best epoch **{history.best_epoch}** (early-stopping cost {best_cost:.4f}), "
+            f"patience {args.patience} evaluations 10 epochs apart; the run ended at epoch "
+            f"{history.epochs} ({history.stop_reason}), keeping the best epoch's parameters.",
+            history.best_epoch,
+        )
     return history.epochs, history.best_epoch, evaluate(net, X_val, Y_val)[1], str(es_dir)
 
 
@@ -65,8 +76,12 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=8, help="d1 (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=3000, help="epochs (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=20,
-                        help="early stopping: evaluations (10 epochs apart) with no lower cost (default: %(default)s)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=20,
+        help="early stopping: evaluations (10 epochs apart) with no lower cost (default: %(default)s)",
+    )
     parser.add_argument("--log-dir", help="run directory (default: runs/breast_cancer-<timestamp>)")
     args = parser.parse_args()
 
@@ -83,20 +98,24 @@ def main() -> None:
     baselines = {
         "scikit-learn LogisticRegression": LogisticRegression(max_iter=5000).fit(x, y),
         f"scikit-learn MLPClassifier ({args.hidden} logistic units, adam)": MLPClassifier(
-            hidden_layer_sizes=(args.hidden,), activation="logistic", max_iter=5000, random_state=args.seed).fit(x, y),
+            hidden_layer_sizes=(args.hidden,), activation="logistic", max_iter=5000, random_state=args.seed
+        ).fit(x, y),
     }
     print(f"Breast cancer Wisconsin: {len(y)} training and {len(y_val)} validation samples, seed {args.seed}\n")
     print("| model | validation accuracy |")
     print("|---|---|")
-    print(f"| torch_shallow ShallowNet({X.shape[1]}, {args.hidden}), batch GD, {history.epochs} epochs | "
-          f"{100 * history.val_accuracy:.2f}% |")
-    print(f"| torch_shallow ShallowNet({X.shape[1]}, {args.hidden}), batch GD, early stopping on "
-          f"{EARLY_STOPPING_FRACTION:.0%} of the training part (patience {args.patience} × 10 epochs): "
-          f"best epoch **{best_epoch}**, stopped at {stopped} | {100 * es_accuracy:.2f}% |")
+    print(
+        f"| torch_shallow ShallowNet({X.shape[1]}, {args.hidden}), batch GD, {history.epochs} epochs | "
+        f"{100 * history.val_accuracy:.2f}% |"
+    )
+    print(
+        f"| torch_shallow ShallowNet({X.shape[1]}, {args.hidden}), batch GD, early stopping on "
+        f"{EARLY_STOPPING_FRACTION:.0%} of the training part (patience {args.patience} × 10 epochs): "
+        f"best epoch **{best_epoch}**, stopped at {stopped} | {100 * es_accuracy:.2f}% |"
+    )
     for name, model in baselines.items():
         print(f"| {name} | {100 * model.score(x_val, y_val):.2f}% |")
     print(f"\nTensorBoard: tensorboard --logdir {log_dir} (early stopping: {es_dir})")
-
 
 
 if __name__ == "__main__":

@@ -57,16 +57,30 @@ def main() -> None:
     n = len(y_train)
     models = {
         f"torch_shallow ShallowClassifier, batch GD, lr {args.lr:g}": ShallowClassifier(
-            hidden_features=args.hidden, lr=args.lr, max_epochs=args.epochs, tol=0, random_state=args.seed),
+            hidden_features=args.hidden, lr=args.lr, max_epochs=args.epochs, tol=0, random_state=args.seed
+        ),
         f"scikit-learn MLPClassifier, batch GD (sgd, batch_size={n}, momentum 0), lr {args.lr:g}": MLPClassifier(
-            (args.hidden,), activation="logistic", solver="sgd", batch_size=n, momentum=0, alpha=0,
-            learning_rate_init=args.lr, max_iter=args.epochs, tol=0, n_iter_no_change=args.epochs, shuffle=False,
-            random_state=args.seed),
+            (args.hidden,),
+            activation="logistic",
+            solver="sgd",
+            batch_size=n,
+            momentum=0,
+            alpha=0,
+            learning_rate_init=args.lr,
+            max_iter=args.epochs,
+            tol=0,
+            n_iter_no_change=args.epochs,
+            shuffle=False,
+            random_state=args.seed,
+        ),
         "scikit-learn MLPClassifier, its default Adam (mini-batches of 200)": MLPClassifier(
-            (args.hidden,), activation="logistic", max_iter=args.epochs, random_state=args.seed),
+            (args.hidden,), activation="logistic", max_iter=args.epochs, random_state=args.seed
+        ),
     }
-    print(f"Digits: {n} training and {len(y_test)} test samples, 64 features, 10 classes, {args.hidden} logistic "
-          f"hidden units, {args.epochs} epochs, seed {args.seed}, {torch.get_num_threads()} torch threads\n")
+    print(
+        f"Digits: {n} training and {len(y_test)} test samples, 64 features, 10 classes, {args.hidden} logistic "
+        f"hidden units, {args.epochs} epochs, seed {args.seed}, {torch.get_num_threads()} torch threads\n"
+    )
     print(f"| model | epochs | test accuracy | fit time (median of {args.repeats}) |")
     print("|---|---|---|---|")
     for name, model in models.items():

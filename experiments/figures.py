@@ -1,7 +1,7 @@
 """The README's figures: the planar experiment's decision boundary and cost curve, as PNG files in docs/.
 
-    pip install '.[experiments]'    # matplotlib
-    python experiments/figures.py
+pip install '.[experiments]'    # matplotlib
+python experiments/figures.py
 """
 
 from pathlib import Path
@@ -28,8 +28,12 @@ Image.fromarray((255 * image.permute(1, 2, 0)).round().byte().numpy()).save(OUT 
 
 fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
 ax.plot(history.costs, color="tab:red")
-ax.set(xlabel="epoch t", ylabel="J(θ(t))", yscale="log",
-       title=f"planar, 4 sigmoid units, lr 1.2: accuracy {100 * history.train_accuracy:.2f}%")
+ax.set(
+    xlabel="epoch t",
+    ylabel="J(θ(t))",
+    yscale="log",
+    title=f"planar, 4 sigmoid units, lr 1.2: accuracy {100 * history.train_accuracy:.2f}%",
+)
 ax.grid(alpha=0.3)
 fig.tight_layout()
 fig.savefig(OUT / "planar_cost.png")

@@ -32,8 +32,9 @@ def course_init(net: ShallowNet, seed: int) -> ShallowNet:
     return net
 
 
-def study(activations: list[str], sizes: list[int], seeds: list[int], epochs: int,
-          root: Path) -> dict[tuple[str, int, int], float]:
+def study(
+    activations: list[str], sizes: list[int], seeds: list[int], epochs: int, root: Path
+) -> dict[tuple[str, int, int], float]:
     """Training accuracy, %, of every (activation, d1, seed), trained together in one stack."""
     X, Y = planar(dtype=torch.float64)  # float64, as the course's NumPy code
     grid = [(a, d1, seed) for a in activations for d1 in sizes for seed in seeds]
@@ -55,13 +56,16 @@ def main() -> None:
     args = parser.parse_args()
     root = default_run_dir("hidden_sizes") if args.log_root is None else Path(args.log_root)
     accuracy = study(["tanh", "sigmoid"], SIZES, SEEDS, args.epochs, root)
-    print(f"Training accuracy (%) on the planar data after {args.epochs:,} epochs; seed 2 is the course's, "
-          f"mean ± standard deviation over seeds {', '.join(map(str, SEEDS))}\n")
+    print(
+        f"Training accuracy (%) on the planar data after {args.epochs:,} epochs; seed 2 is the course's, "
+        f"mean ± standard deviation over seeds {', '.join(map(str, SEEDS))}\n"
+    )
     print("| d1 | course, tanh | tanh, seed 2 | tanh, 5 seeds | sigmoid, seed 2 | sigmoid, 5 seeds |")
     print("|---|---|---|---|---|---|")
     for d1 in SIZES:
-        cells = [f"{accuracy[a, d1, 2]:.2f} | {spread([accuracy[a, d1, s] for s in SEEDS])}"
-                 for a in ("tanh", "sigmoid")]
+        cells = [
+            f"{accuracy[a, d1, 2]:.2f} | {spread([accuracy[a, d1, s] for s in SEEDS])}" for a in ("tanh", "sigmoid")
+        ]
         print(f"| {d1} | {COURSE_TANH[d1]:.2f} | {cells[0]} | {cells[1]} |")
     print(f"\nTensorBoard: tensorboard --logdir {root}")
 

@@ -74,9 +74,24 @@ def test_the_tensorboard_server_serves_the_history(tmp_path):
     history = fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=40, log_dir=tmp_path / "run", log_every=3))
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(tmp_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=run&tag=cost/train"
     try:
         deadline, points = time.monotonic() + 90, None
@@ -92,7 +107,8 @@ def test_the_tensorboard_server_serves_the_history(tmp_path):
         assert points is not None, "the server never answered"
         assert [step for _, step, _ in points] == [*range(0, 40, 3), 40]
         assert [value for _, _, value in points] == pytest.approx(
-            [history.costs[t] for t in range(0, 40, 3)] + [history.final_cost], rel=1e-6)
+            [history.costs[t] for t in range(0, 40, 3)] + [history.final_cost], rel=1e-6
+        )
     finally:
         server.terminate()
         try:

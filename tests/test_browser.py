@@ -32,13 +32,23 @@ from playwright.sync_api import Page, expect, sync_playwright
 from torch_shallow import History, ShallowNet, TrainConfig, fit, planar
 
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium on PATH (chromium, chromium-browser or "
-                                "google-chrome); .ci/run installs Debian's chromium")
+pytestmark = pytest.mark.skipif(
+    BROWSER is None,
+    reason="no Chromium on PATH (chromium, chromium-browser or google-chrome); .ci/run installs Debian's chromium",
+)
 
 # Flags for Chromium as root on a machine without a display, GPU or network: no sandbox (root), no GPU process,
 # nothing fetched in the background (QUIC, component updates, sync).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 60_000
 EPOCHS, LOG_EVERY = 300, 10
 # Wide enough for the HParams table's columns: five hyperparameters and two metrics
@@ -86,9 +96,24 @@ def board(histories):
     log_dir, _ = histories
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(log_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(log_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -111,8 +136,12 @@ def browser(tmp_path_factory):
     """Chromium with a fresh profile."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("profile"), executable_path=BROWSER, headless=True, args=CHROMIUM_FLAGS,
-            viewport=VIEWPORT)
+            tmp_path_factory.mktemp("profile"),
+            executable_path=BROWSER,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport=VIEWPORT,
+        )
         context.set_default_timeout(TIMEOUT_MS)
         try:
             yield context
@@ -176,10 +205,13 @@ def test_the_hparams_table_lists_every_run_with_its_final_metrics(board, page, h
     page.goto(f"{board}/#hparams")
     # The table shows the first five metrics, in the order of their tags: the last points of the curves, which end
     # with the trained model's values at step epochs.
-    header, *rows = page.wait_for_function(f"""grid => {{
+    header, *rows = page.wait_for_function(
+        f"""grid => {{
         const rows = ({READ_TABLE})(grid).filter(row => row.some(text => text));
         return rows.length > {len(RUNS)} && rows[0].includes("accuracy/val") && rows;
-    }}""", arg=page.locator("vaadin-grid").element_handle()).json_value()
+    }}""",
+        arg=page.locator("vaadin-grid").element_handle(),
+    ).json_value()
     table = {row[0]: dict(zip(header, row)) for row in rows}
     assert set(table) == set(RUNS)
     for run, history in histories.items():

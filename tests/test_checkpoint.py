@@ -100,8 +100,14 @@ def test_save_makes_the_data_durable_before_the_rename(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    state = {"model": {"W1": torch.randn(64, 64)}, "optimizer": {}, "history": {"epochs": 3}, "rng": {},
-             "config": {}, "hparams": {}}
+    state = {
+        "model": {"W1": torch.randn(64, 64)},
+        "optimizer": {},
+        "history": {"epochs": 3},
+        "rng": {},
+        "config": {},
+        "hparams": {},
+    }
     save_checkpoint(path, state)
     monkeypatch.undo()
 
@@ -113,7 +119,7 @@ def test_save_makes_the_data_durable_before_the_rename(tmp_path, monkeypatch):
     assert temporary != path and temporary.parent == directory  # a rename within the directory: atomic
     size = path.stat().st_size
     assert ("fsync", temporary, size) in calls[:rename], calls  # all of the file's bytes, flushed, then fsynced
-    assert any(call[:2] == ("fsync", directory) for call in calls[rename + 1:]), calls
+    assert any(call[:2] == ("fsync", directory) for call in calls[rename + 1 :]), calls
     assert torch.load(path, weights_only=True)["history"] == {"epochs": 3}
 
 

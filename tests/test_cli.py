@@ -71,8 +71,9 @@ def test_bad_input_exits_with_a_message(tmp_path, capsys):
 def test_python_dash_m_and_console_script():
     script = Path(sys.executable).parent / "torch-shallow"  # installed beside the interpreter by pip
     for command in ([sys.executable, "-m", "torch_shallow"], [str(script)]):
-        result = subprocess.run([*command, "train", "--epochs", "5", "--no-log"], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [*command, "train", "--epochs", "5", "--no-log"], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert "planar: 5 epochs" in result.stdout
 
@@ -91,7 +92,11 @@ def test_convert_then_train_on_disk(tmp_path, capsys):
 def test_torchrun_two_processes_match_one(tmp_path):
     command = ["-m", "torch_shallow", "train", "--epochs", "60", "--no-log", "--dtype", "float64", "--timeout", "60"]
     one = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                          *command], capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert two.stdout == one.stdout  # printed by rank 0 alone, the same full-batch values

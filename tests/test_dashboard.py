@@ -43,13 +43,17 @@ def hparams_plugin_view(log_dir: Path, runs: list[str]) -> tuple[api_pb2.Experim
     for run in runs:
         multiplexer.AddRun(str(log_dir / run), run)
     multiplexer.Reload()
-    tb_context = base_plugin.TBContext(logdir=str(log_dir), multiplexer=multiplexer,
-                                       data_provider=data_provider.MultiplexerDataProvider(multiplexer, str(log_dir)))
+    tb_context = base_plugin.TBContext(
+        logdir=str(log_dir),
+        multiplexer=multiplexer,
+        data_provider=data_provider.MultiplexerDataProvider(multiplexer, str(log_dir)),
+    )
     plugin, request = backend_context.Context(tb_context), context.RequestContext()
     experiment = get_experiment.Handler(request, plugin, "", api_pb2.GetExperimentRequest()).run()
     every_status = api_pb2.Status.values()  # as the dashboard asks, unfiltered
-    groups = list_session_groups.Handler(request, plugin, "", api_pb2.ListSessionGroupsRequest(
-        allowed_statuses=every_status, slice_size=10)).run()
+    groups = list_session_groups.Handler(
+        request, plugin, "", api_pb2.ListSessionGroupsRequest(allowed_statuses=every_status, slice_size=10)
+    ).run()
     metrics = {group.name: {m.name.tag: m.value for m in group.metric_values} for group in groups.session_groups}
     return experiment, metrics
 
@@ -57,10 +61,21 @@ def hparams_plugin_view(log_dir: Path, runs: list[str]) -> tuple[api_pb2.Experim
 @pytest.mark.parametrize("first", ["with_val", "without_val"])
 def test_the_hparams_view_is_complete_whichever_run_is_read_first(tmp_path, first):
     X, Y = planar()
-    with_val = fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=30, log_dir=tmp_path / "with_val"),
-                   val=(X[::4], Y[::4]), hparams={"dataset": "planar", "validation": "every 4th sample"})
-    without_val = fit(ShallowNet(2, 3), X, Y, TrainConfig(max_epochs=20, log_dir=tmp_path / "without_val"),
-                      hparams={"dataset": "planar", "seed": 1})
+    with_val = fit(
+        ShallowNet(2, 4),
+        X,
+        Y,
+        TrainConfig(max_epochs=30, log_dir=tmp_path / "with_val"),
+        val=(X[::4], Y[::4]),
+        hparams={"dataset": "planar", "validation": "every 4th sample"},
+    )
+    without_val = fit(
+        ShallowNet(2, 3),
+        X,
+        Y,
+        TrainConfig(max_epochs=20, log_dir=tmp_path / "without_val"),
+        hparams={"dataset": "planar", "seed": 1},
+    )
     runs = sorted(["with_val", "without_val"], key=lambda run: run != first)
     experiment, metrics = hparams_plugin_view(tmp_path, runs)
     columns = {info.name for info in experiment.hparam_infos}
@@ -117,12 +132,12 @@ def test_the_decision_boundary_image_has_a_colour_key():
     # a bar of the field's colours (1 - p) LIGHT[0] + p LIGHT[1]: p = 0 on the left, 1 on the right, many p between
     assert where(LIGHT[0]).any() and where(LIGHT[1]).any() and columns(LIGHT[0]).max() < columns(LIGHT[1]).min()
     p = ((key - LIGHT[0]) / (LIGHT[1] - LIGHT[0])).mean(-1, keepdim=True)
-    on_the_bar = ((key - ((1 - p) * LIGHT[0] + p * LIGHT[1])).abs().amax(-1) < 1e-5) & (p[..., 0] > 0.01) & (
-        p[..., 0] < 0.99)
+    on_the_bar = (
+        ((key - ((1 - p) * LIGHT[0] + p * LIGHT[1])).abs().amax(-1) < 1e-5) & (p[..., 0] > 0.01) & (p[..., 0] < 0.99)
+    )
     assert len(torch.unique((p[..., 0][on_the_bar] * 100).round())) >= 90
     grey = (key.amax(-1) - key.amin(-1) < 0.02) & (key.amax(-1) < 0.5)  # dark grey: the labels' text
     assert grey.sum() >= 50
-
 
 
 def test_a_run_writer_hands_every_pending_step_over_on_flush_and_close(tmp_path):

@@ -39,16 +39,19 @@ def test_csv_round_trip(tmp_path):
         load_csv(path)  # by default the last column holds the labels
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("a,y\n1,0\n2\n", r":3: expected 2 values"),
-    ("a,y\n1,0\nabc,1\n", r":3: expected a number, got 'abc'"),
-    ("a,y\n1,0\n,1\n", r":3: expected a number, got ''"),
-    ("a,y\n1,0\n1,2\n", r":3: label column 'y' must be 0 or 1"),
-    ("a,y\nnan,1\n", r":2: NaN or inf"),
-    ("a,y\n", "no data rows"),
-    ("y\n1\n", "at least one feature column"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("a,y\n1,0\n2\n", r":3: expected 2 values"),
+        ("a,y\n1,0\nabc,1\n", r":3: expected a number, got 'abc'"),
+        ("a,y\n1,0\n,1\n", r":3: expected a number, got ''"),
+        ("a,y\n1,0\n1,2\n", r":3: label column 'y' must be 0 or 1"),
+        ("a,y\nnan,1\n", r":2: NaN or inf"),
+        ("a,y\n", "no data rows"),
+        ("y\n1\n", "at least one feature column"),
+    ],
+)
 def test_csv_errors_name_the_line(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -74,8 +77,9 @@ def write_csv(path, n, d, seed=0, label_column=None, exponents=(-42, 38)):
     data = np.insert(X, k, y, axis=1)
     header = [f"x{j}" for j in range(d)]
     header.insert(k, "y")
-    lines = [",".join(header)] + [",".join(map(repr, row.tolist())) + ("\n" if i % 5 == 4 else "")
-                                  for i, row in enumerate(data)]
+    lines = [",".join(header)] + [
+        ",".join(map(repr, row.tolist())) + ("\n" if i % 5 == 4 else "") for i, row in enumerate(data)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -90,9 +94,14 @@ def same_bits(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("torch_dtype, np_dtype, exponents", [(torch.float16, np.float16, (-9, 4)),
-                                                              (torch.float32, np.float32, (-42, 38)),
-                                                              (torch.float64, np.float64, (-320, 300))])
+@pytest.mark.parametrize(
+    "torch_dtype, np_dtype, exponents",
+    [
+        (torch.float16, np.float16, (-9, 4)),
+        (torch.float32, np.float32, (-42, 38)),
+        (torch.float64, np.float64, (-320, 300)),
+    ],
+)
 def test_load_csv_matches_numpy_bit_for_bit(tmp_path, torch_dtype, np_dtype, exponents):
     path = write_csv(tmp_path / "data.csv", n=200, d=3, label_column=1, exponents=exponents)
     X_ref, y_ref = oracle(path, 1, np_dtype)
@@ -128,8 +137,15 @@ def numbered_csv(path, bad_row, bad_value, n=30):
     return bad_line
 
 
-@pytest.mark.parametrize("bad_value, message", [("abc", "expected a number, got 'abc'"), ("1e308", "too large"),
-                                                ("inf", "NaN or inf"), ("1,2", "expected 2 values")])
+@pytest.mark.parametrize(
+    "bad_value, message",
+    [
+        ("abc", "expected a number, got 'abc'"),
+        ("1e308", "too large"),
+        ("inf", "NaN or inf"),
+        ("1,2", "expected 2 values"),
+    ],
+)
 def test_csv_error_lines_past_the_first_block(tmp_path, bad_value, message):
     path = tmp_path / "bad.csv"
     line = numbered_csv(path, bad_row=7, bad_value=bad_value)  # after 2 blank lines, in a block of its own
@@ -148,9 +164,14 @@ def test_csv_reports_the_first_bad_line(tmp_path):
         load_csv(path)
 
 
-@pytest.mark.parametrize("dtype, fits, overflows", [(torch.float32, "3.4028235e38", "3.4028236e38"),
-                                                    (torch.float16, "65519", "65520"),
-                                                    (torch.float64, "1.7976931348623157e308", "1.8e308")])
+@pytest.mark.parametrize(
+    "dtype, fits, overflows",
+    [
+        (torch.float32, "3.4028235e38", "3.4028236e38"),
+        (torch.float16, "65519", "65520"),
+        (torch.float64, "1.7976931348623157e308", "1.8e308"),
+    ],
+)
 def test_csv_refuses_values_that_overflow_the_dtype(tmp_path, dtype, fits, overflows):
     path = tmp_path / "data.csv"
     path.write_text(f"a,y\n{fits},0\n-{fits},1\n")  # round to the largest finite value: kept
@@ -160,13 +181,16 @@ def test_csv_refuses_values_that_overflow_the_dtype(tmp_path, dtype, fits, overf
         load_csv(path, dtype=dtype)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('a,y\n1,0\n"2,1\n3,0\n', r"bad.csv:3: malformed CSV record .*unexpected end of data.*quote"),
-    ('a,y\n1,"0\n', r"bad.csv:2: malformed CSV record .*unexpected end of data"),
-    ("a,y\n1,0\n" + "1" * 140_000 + ",1\n", r"bad.csv:3: malformed CSV record .*field limit"),
-    ("1.5,0\n2,1\n", r"bad.csv:1: expected a header row naming the columns"),
-    ("a,y\n1,0\n1e308,1\n", r"bad.csv:3: 1e\+308 is too large for float32"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('a,y\n1,0\n"2,1\n3,0\n', r"bad.csv:3: malformed CSV record .*unexpected end of data.*quote"),
+        ('a,y\n1,"0\n', r"bad.csv:2: malformed CSV record .*unexpected end of data"),
+        ("a,y\n1,0\n" + "1" * 140_000 + ",1\n", r"bad.csv:3: malformed CSV record .*field limit"),
+        ("1.5,0\n2,1\n", r"bad.csv:1: expected a header row naming the columns"),
+        ("a,y\n1,0\n1e308,1\n", r"bad.csv:3: 1e\+308 is too large for float32"),
+    ],
+)
 def test_csv_malformed_files_name_the_line(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -182,8 +206,9 @@ def test_csv_byte_order_mark_and_label_in_the_first_column(tmp_path):
     assert torch.equal(Y, torch.tensor([[1.0], [0.0]], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("text, line", [("a,y\n1,0\n\ncaf\xe9,1\n", 4), ("temp\xe9rature,y\n1,0\n", 1),
-                                        ("a,y\n1,0\n2,\xa01\n", 3)])
+@pytest.mark.parametrize(
+    "text, line", [("a,y\n1,0\n\ncaf\xe9,1\n", 4), ("temp\xe9rature,y\n1,0\n", 1), ("a,y\n1,0\n2,\xa01\n", 3)]
+)
 def test_csv_bytes_that_are_not_utf8_name_the_line(tmp_path, text, line):
     path = tmp_path / "latin1.csv"
     path.write_bytes(text.encode("latin-1"))

@@ -30,8 +30,9 @@ def data(n):
 
 
 def train_rank(rank, size, n, rendezvous, out):
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=size,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=size, timeout=datetime.timedelta(seconds=60)
+    )
     try:
         X, Y = data(n)
         start, stop = shard(n, rank, size)
@@ -71,8 +72,9 @@ def test_ranks_train_exactly_as_one_process(tmp_path, size, n):
     assert run_ranks(train_rank, size, n, tmp_path / "rendezvous", str(tmp_path / "result")) == [0] * size
     for rank in range(size):
         result = torch.load(tmp_path / f"result.{rank}", weights_only=False)
-        torch.testing.assert_close(torch.tensor(result["history"].costs), torch.tensor(expected.costs),
-                                   rtol=1e-6, atol=0)
+        torch.testing.assert_close(
+            torch.tensor(result["history"].costs), torch.tensor(expected.costs), rtol=1e-6, atol=0
+        )
         assert result["history"].train_accuracy == expected.train_accuracy
         for name, p in net.state_dict().items():
             torch.testing.assert_close(result["state"][name], p, rtol=1e-6, atol=1e-9)
@@ -96,8 +98,13 @@ FAILING_RANK_TIMEOUT_S = 300
 
 
 def failing_rank(rank, size, rendezvous, out):
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=size,
-                            timeout=datetime.timedelta(seconds=FAILING_RANK_TIMEOUT_S))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{rendezvous}",
+        rank=rank,
+        world_size=size,
+        timeout=datetime.timedelta(seconds=FAILING_RANK_TIMEOUT_S),
+    )
     X, Y = data(400)
     start, stop = shard(400, rank, size)
     X, Y = X[start:stop], Y[start:stop]
@@ -115,8 +122,9 @@ def failing_rank(rank, size, rendezvous, out):
 def test_a_failing_rank_stops_the_others(tmp_path):
     """Rank 1 fails at its 10th read; rank 0, waiting in all_reduce, must stop with an error, not hang. Its own
     collective timeout is past the deadline of run_ranks, so only the failure reaching it stops it in time."""
-    codes = run_ranks(failing_rank, 2, tmp_path / "rendezvous", str(tmp_path / "error"),
-                      timeout=FAILING_RANK_TIMEOUT_S // 3)
+    codes = run_ranks(
+        failing_rank, 2, tmp_path / "rendezvous", str(tmp_path / "error"), timeout=FAILING_RANK_TIMEOUT_S // 3
+    )
     assert all(code != 0 for code in codes)  # 1, or gloo's abort while the failed rank tears its group down
     assert "the disk went away" in (tmp_path / "error.1").read_text()
     assert (tmp_path / "error.0").read_text()  # rank 0's own error: the peer is gone

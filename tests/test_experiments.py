@@ -44,8 +44,9 @@ def test_planar_matches_the_course_recipe():
 
 
 def run(script: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(EXPERIMENTS / script), *args], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / script), *args], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -54,8 +55,12 @@ def test_hidden_sizes_short(tmp_path):
     """One TensorBoard run per (activation, d1, seed), each holding its own settings, and a table row per d1."""
     out = run("hidden_sizes.py", "--epochs", "200", "--log-root", str(tmp_path))
     runs = sorted(p.name for p in tmp_path.iterdir())
-    assert runs == sorted(f"{a}-d1_{d1}-s{seed}" for a in ("tanh", "sigmoid") for d1 in (1, 2, 3, 4, 5, 20, 50)
-                          for seed in (2, 3, 4, 5, 6))
+    assert runs == sorted(
+        f"{a}-d1_{d1}-s{seed}"
+        for a in ("tanh", "sigmoid")
+        for d1 in (1, 2, 3, 4, 5, 20, 50)
+        for seed in (2, 3, 4, 5, 6)
+    )
     for name in runs:
         events = EventAccumulator(str(tmp_path / name))
         events.Reload()

@@ -40,16 +40,27 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, optimizer):
     first = seeded_net()
     fit(first, X, Y, TrainConfig(max_epochs=130, tol=0, checkpoint=tmp_path / "c.pt"), optimizer=make_optimizer(first))
     resumed = seeded_net(seed=99)  # other parameters: everything must come from the checkpoint
-    history = fit(resumed, X, Y, TrainConfig(max_epochs=300, tol=0), optimizer=make_optimizer(resumed),
-                  resume_from=tmp_path / "c.pt")
+    history = fit(
+        resumed,
+        X,
+        Y,
+        TrainConfig(max_epochs=300, tol=0),
+        optimizer=make_optimizer(resumed),
+        resume_from=tmp_path / "c.pt",
+    )
     assert history == expected
     assert same_parameters(resumed, whole)
 
 
 def test_checkpoint_holds_what_resume_needs(tmp_path):
     X, Y = planar()
-    fit(seeded_net(), X, Y, TrainConfig(max_epochs=25, checkpoint=tmp_path / "c.pt", checkpoint_every=10),
-        hparams={"dataset": "planar"})
+    fit(
+        seeded_net(),
+        X,
+        Y,
+        TrainConfig(max_epochs=25, checkpoint=tmp_path / "c.pt", checkpoint_every=10),
+        hparams={"dataset": "planar"},
+    )
     state = load_checkpoint(tmp_path / "c.pt")
     assert state["history"]["epochs"] == 25 and len(state["history"]["costs"]) == 25
     assert state["hparams"] == {"dataset": "planar"} and state["config"]["max_epochs"] == 25
@@ -116,8 +127,9 @@ def test_divergence_stops_with_the_last_good_parameters():
     X, Y = planar()
     net = seeded_net()
     # J(θ(0)) is 0.69 here, so the limit is 100 × 1
-    with pytest.raises(TrainingDiverged, match=r"diverged at epoch \d+.* max\(that, 1\) = 100, .*smaller learning rate"
-                       ) as caught:
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at epoch \d+.* max\(that, 1\) = 100, .*smaller learning rate"
+    ) as caught:
         fit(net, X, Y, TrainConfig(lr=1e6, max_epochs=100))
     history = caught.value.history
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -126,8 +138,23 @@ def test_divergence_stops_with_the_last_good_parameters():
 
 
 def train_command(tmp_path, *extra):
-    return [sys.executable, "-m", "torch_shallow", "train", "--seed", "0", "--epochs", "30000", "--tol", "0",
-            "--log-dir", str(tmp_path / "run"), "--checkpoint-every", "500", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "torch_shallow",
+        "train",
+        "--seed",
+        "0",
+        "--epochs",
+        "30000",
+        "--tol",
+        "0",
+        "--log-dir",
+        str(tmp_path / "run"),
+        "--checkpoint-every",
+        "500",
+        *extra,
+    ]
 
 
 def wait_for(path, process, timeout=120.0):
@@ -145,21 +172,30 @@ def final_state(path):
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     uninterrupted = tmp_path / "whole"
-    subprocess.run(train_command(uninterrupted, "--epochs", "20000", "--log-every", "100"), check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        train_command(uninterrupted, "--epochs", "20000", "--log-every", "100"),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     expected_history, expected_model = final_state(uninterrupted / "run" / "checkpoint.pt")
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(train_command(killed, "--epochs", "20000", "--log-every", "100"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        train_command(killed, "--epochs", "20000", "--log-every", "100"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     checkpoint = killed / "run" / "checkpoint.pt"
     wait_for(checkpoint, process)
     time.sleep(random.Random(1).uniform(0.0, 0.3))
     process.kill()  # SIGKILL: no clean-up of any kind
     process.wait()
     assert load_checkpoint(checkpoint)["history"]["epochs"] < 20000, "the run ended before it was killed"
-    subprocess.run([sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     history, model = final_state(checkpoint)
     assert history == expected_history
     assert all(torch.equal(model[k], expected_model[k]) for k in expected_model)
@@ -169,15 +205,20 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     steps = [e.step for e in events.Scalars("cost/train")]
     assert steps == [*range(0, 20000, 100), 20000]  # no step twice, none out of order; the curve ends at J(θ(20000))
     assert [e.value for e in events.Scalars("cost/train")] == pytest.approx(
-        [history["costs"][s] for s in steps[:-1]] + [history["final_cost"]], rel=1e-6)
+        [history["costs"][s] for s in steps[:-1]] + [history["final_cost"]], rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_ends_the_epoch_writes_a_checkpoint_and_says_how_to_resume(tmp_path, signum, code):
     """Ctrl-C, and the SIGTERM of docker stop, SLURM and systemd: a whole epoch, a checkpoint, the resume command,
     the shell's exit code for that signal; the resumed run ends where an uninterrupted one does."""
-    process = subprocess.Popen(train_command(tmp_path, "--log-every", "100", "--epochs", "3000"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        train_command(tmp_path, "--log-every", "100", "--epochs", "3000"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     wait_for(checkpoint, process)
     process.send_signal(signum)
@@ -191,9 +232,14 @@ def test_a_signal_ends_the_epoch_writes_a_checkpoint_and_says_how_to_resume(tmp_
     events.Reload()
     assert events.Scalars("cost/train")[-1].step == (epochs - 1) // 100 * 100  # the last logged epoch before it
 
-    subprocess.run([sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     whole = tmp_path / "whole"
-    subprocess.run(train_command(whole, "--log-every", "100", "--epochs", "3000"), check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        train_command(whole, "--log-every", "100", "--epochs", "3000"), check=True, capture_output=True, timeout=300
+    )
     assert final_state(checkpoint)[0] == final_state(whole / "run" / "checkpoint.pt")[0]

@@ -60,8 +60,9 @@ def test_cost_takes_any_upstream_gradient(block_rows, dtype):
         assert_close(got, want)
 
 
-@pytest.mark.parametrize("check", [torch.autograd.gradcheck, torch.autograd.gradgradcheck],
-                         ids=["gradcheck", "gradgradcheck"])
+@pytest.mark.parametrize(
+    "check", [torch.autograd.gradcheck, torch.autograd.gradgradcheck], ids=["gradcheck", "gradgradcheck"]
+)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_finite_differences(check, activation):
     """First derivatives, and second ones through create_graph, against finite differences in float64."""
@@ -69,8 +70,9 @@ def test_finite_differences(check, activation):
     assert check(lambda *a: ShallowNetFunction.apply(*a, activation)[0], (X, *theta))  # Z2; A1 is no output to check
     for block_rows in (None, 4):
         for needs in ((False,) * 5, (True,) * 5):  # gradients swept in backward, or ahead in forward
-            assert check(lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows, needs)[0],
-                         (X, *theta))
+            assert check(
+                lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, activation, block_rows, needs)[0], (X, *theta)
+            )
 
 
 def saved_shapes(run) -> list[tuple[int, ...]]:
@@ -95,8 +97,9 @@ def test_only_requested_gradients():
     assert sorted(saved) == sorted([(4,), (1, 4), (1,)] + [(5, 3), (5, 1), (4, 3), (4,), (1, 4), (1,)])
     assert all(p.grad is not None for p in theta[1:])
     wanted = (False, False, False, False, True)
-    dX, dW1, db1, dW2, db2 = backward_pass(torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2],
-                                           torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted)
+    dX, dW1, db1, dW2, db2 = backward_pass(
+        torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2], torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted
+    )
     assert (dX, dW1, db1, dW2) == (None, None, None, None)
     assert_close(db2, torch.full((1,), 5.0, dtype=X.dtype))
 
@@ -183,8 +186,13 @@ def test_hessian_vector_products_match_autograd():
 
 def peak_memory_mib(method: str, n: int, d: int, d1: int, block_rows: int) -> float:
     script = Path(__file__).with_name("peak_memory.py")
-    out = subprocess.run([sys.executable, str(script), method, str(n), str(d), str(d1), str(block_rows)],
-                         capture_output=True, text=True, timeout=300, cwd=script.parent)
+    out = subprocess.run(
+        [sys.executable, str(script), method, str(n), str(d), str(d1), str(block_rows)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=script.parent,
+    )
     assert out.returncode == 0, out.stderr
     return float(out.stdout.split()[-1])
 

@@ -19,20 +19,22 @@ from reference import cost as reference_cost
 RELATIVE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 3e-2, torch.bfloat16: 1.5e-1}
 LOW_PRECISION = {torch.float16, torch.bfloat16}
 
-cases = st.fixed_dictionaries({
-    "n": st.integers(1, 40),
-    "d": st.integers(1, 5),
-    "d1": st.integers(1, 6),
-    "d2": st.integers(1, 3),
-    "activation": st.sampled_from(["sigmoid", "tanh", "relu"]),
-    "dtype": st.sampled_from(list(RELATIVE)),
-    "logit_scale": st.sampled_from([1.0, 30.0, 1e4]),  # up to |Z2| of order 1e4: output units saturated
-    "layout": st.sampled_from(["contiguous", "transposed", "strided"]),
-    "labels": st.sampled_from(["float", "bool", "int", "soft", "vector"]),
-    "x_grad": st.booleans(),
-    "block_rows": st.sampled_from([None, 1, 3, 16]),
-    "seed": st.integers(0, 2**16),
-})
+cases = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 40),
+        "d": st.integers(1, 5),
+        "d1": st.integers(1, 6),
+        "d2": st.integers(1, 3),
+        "activation": st.sampled_from(["sigmoid", "tanh", "relu"]),
+        "dtype": st.sampled_from(list(RELATIVE)),
+        "logit_scale": st.sampled_from([1.0, 30.0, 1e4]),  # up to |Z2| of order 1e4: output units saturated
+        "layout": st.sampled_from(["contiguous", "transposed", "strided"]),
+        "labels": st.sampled_from(["float", "bool", "int", "soft", "vector"]),
+        "x_grad": st.booleans(),
+        "block_rows": st.sampled_from([None, 1, 3, 16]),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 def make_features(n, d, dtype, layout, g):
@@ -47,8 +49,12 @@ def make_labels(n, d2, kind, g):
     bits = torch.rand(n, d2, generator=g) > 0.5
     if kind == "vector":
         return bits[:, 0].float() if d2 == 1 else bits.float()
-    return {"float": bits.float(), "bool": bits, "int": bits.long(),
-            "soft": torch.rand(n, d2, generator=g, dtype=torch.float64)}[kind]
+    return {
+        "float": bits.float(),
+        "bool": bits,
+        "int": bits.long(),
+        "soft": torch.rand(n, d2, generator=g, dtype=torch.float64),
+    }[kind]
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

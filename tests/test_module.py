@@ -16,8 +16,9 @@ from reference import logits as reference_logits
 
 
 def copy_into_sequential(net: ShallowNet) -> nn.Sequential:
-    seq = nn.Sequential(nn.Linear(net.in_features, net.hidden_features), nn.Sigmoid(),
-                        nn.Linear(net.hidden_features, net.out_features)).to(net.W1.dtype)
+    seq = nn.Sequential(
+        nn.Linear(net.in_features, net.hidden_features), nn.Sigmoid(), nn.Linear(net.hidden_features, net.out_features)
+    ).to(net.W1.dtype)
     with torch.no_grad():
         seq[0].weight.copy_(net.W1), seq[0].bias.copy_(net.b1)
         seq[2].weight.copy_(net.W2), seq[2].bias.copy_(net.b2)
@@ -160,8 +161,14 @@ def test_bad_input_is_reported_at_the_boundary(case):
 
 # Parameters of the wrong shape for ShallowNet(2, 3), whose θ is W1 (3, 2), b1 (3,), W2 (1, 3), b2 (1,): each is
 # reported by name, with the shape it must have; b1 (1,) and b2 () would broadcast silently inside PyTorch.
-WRONG_SHAPES = [("b1", (1,), (3,)), ("b1", (4,), (3,)), ("W2", (1, 4), (1, 3)), ("W2", (1, 2), (1, 3)),
-                ("b2", (), (1,)), ("b2", (2,), (1,))]
+WRONG_SHAPES = [
+    ("b1", (1,), (3,)),
+    ("b1", (4,), (3,)),
+    ("W2", (1, 4), (1, 3)),
+    ("W2", (1, 2), (1, 3)),
+    ("b2", (), (1,)),
+    ("b2", (2,), (1,)),
+]
 ENTRY_POINTS = {
     "ShallowNet.forward": lambda net, X, Y: net(X),
     "ShallowNet.predict_proba": lambda net, X, Y: net.predict_proba(X),
@@ -183,11 +190,14 @@ def test_parameters_of_the_wrong_shape_are_named(entry_point, name, shape, expec
         ENTRY_POINTS[entry_point](net, X, Y)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"in_features": 0, "hidden_features": 3}, "in_features"),
-    ({"in_features": 2, "hidden_features": 2.5}, "hidden_features"),
-    ({"in_features": 2, "hidden_features": 3, "activation": "softmax"}, "activation must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"in_features": 0, "hidden_features": 3}, "in_features"),
+        ({"in_features": 2, "hidden_features": 2.5}, "hidden_features"),
+        ({"in_features": 2, "hidden_features": 3, "activation": "softmax"}, "activation must be one of"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ShallowNet(**kwargs)

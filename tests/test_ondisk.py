@@ -59,8 +59,13 @@ def test_convert_matches_numpy_bit_for_bit(tmp_path, block_size, dtype):
 
 def test_convert_reads_stdin_in_one_pass(tmp_path):
     path = write_csv(tmp_path / "data.csv", n=50, d=2)
-    result = subprocess.run([*CONVERT, "/dev/stdin", str(tmp_path / "data")], input=path.read_text(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [*CONVERT, "/dev/stdin", str(tmp_path / "data")],
+        input=path.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "50 rows written" in result.stdout
     assert_converted(tmp_path / "data", path, 2, np.float32)
@@ -104,8 +109,14 @@ def test_convert_write_error_leaves_the_old_files(tmp_path, old_data):
     limit = 64 * 1024
     path = write_csv(tmp_path / "big.csv", n=limit // 8 + 1000, d=2)  # X.npy: 8 bytes a row in float32
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run([*CONVERT, str(path), str(old_data[0])], capture_output=True, text=True, timeout=120,
-                            env=env, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    result = subprocess.run(
+        [*CONVERT, str(path), str(old_data[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
     # Python ignores SIGXFSZ, so the write past the limit fails with EFBIG
     assert result.returncode != 0 and os.strerror(errno.EFBIG) in result.stderr, result.stderr
     assert_untouched(old_data)
@@ -115,9 +126,13 @@ def test_convert_interrupted_leaves_the_old_files(tmp_path, old_data):
     directory = old_data[0]
     # Ctrl-C as a terminal sends it, whatever this process inherited: a job started in the background of a
     # non-interactive shell has SIGINT ignored, and Python then installs no KeyboardInterrupt handler
-    process = subprocess.Popen([*CONVERT, "/dev/stdin", str(directory)], stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [*CONVERT, "/dev/stdin", str(directory)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         process.stdin.write("a,y\n" + "1,0\n" * 100)  # then waits, reading, for the rest of its first chunk
         process.stdin.flush()

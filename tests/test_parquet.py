@@ -67,7 +67,7 @@ def test_shards_read_only_their_row_groups(table, monkeypatch):
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", read_row_group)
     X_disk, _ = open_parquet(path, rows=(8, 20), label="y")  # rows 8 to 19: row groups 1 (7-13) and 2 (14-20)
     for start in range(0, 12, 5):
-        X_disk[start:start + 5]
+        X_disk[start : start + 5]
     assert read == [1, 2]  # each decoded once, in turn: one kept at a time
     assert len(X_disk._kept) == 1
 
@@ -80,19 +80,22 @@ def test_threads_read_their_own_ranges(table):
 
     def read(start):
         barrier.wait()
-        return [X_disk[a:a + 3] for a in range(start, start + 10, 3)]
+        return [X_disk[a : a + 3] for a in range(start, start + 10, 3)]
 
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(read, (0, 10, 20)))
     for start, blocks in zip((0, 10, 20), results):
-        assert torch.equal(torch.cat(blocks), X[start:start + 12][: sum(len(b) for b in blocks)])
+        assert torch.equal(torch.cat(blocks), X[start : start + 12][: sum(len(b) for b in blocks)])
     assert len(X_disk._kept) <= 3
 
 
 def test_training_on_parquet_equals_training_on_tensors(tmp_path):
     X, Y = planar()
-    path = write_parquet(tmp_path / "planar.parquet", {"x1": X[:, 0].numpy(), "x2": X[:, 1].numpy(),
-                                                       "label": Y[:, 0].numpy().astype(np.int8)}, row_group_size=64)
+    path = write_parquet(
+        tmp_path / "planar.parquet",
+        {"x1": X[:, 0].numpy(), "x2": X[:, 1].numpy(), "label": Y[:, 0].numpy().astype(np.int8)},
+        row_group_size=64,
+    )
 
     def trained(X, Y):
         net = ShallowNet(2, 4)
@@ -103,8 +106,9 @@ def test_training_on_parquet_equals_training_on_tensors(tmp_path):
     assert trained(X_disk, Y_disk) == trained(X, Y)
 
 
-@pytest.mark.parametrize("labels, message", [(np.full(30, 2.0), r"labels in \[0, 1\]"),
-                                             (np.full(30, np.nan), "NaN or inf")])
+@pytest.mark.parametrize(
+    "labels, message", [(np.full(30, 2.0), r"labels in \[0, 1\]"), (np.full(30, np.nan), "NaN or inf")]
+)
 def test_fit_refuses_bad_labels(tmp_path, labels, message):
     path = write_parquet(tmp_path / "bad.parquet", {"a": np.zeros(30), "y": labels}, row_group_size=10)
     net = ShallowNet(1, 2)
@@ -129,8 +133,9 @@ def test_labels_by_name_and_bad_files(tmp_path):
         with pytest.raises(ValueError, match=message):
             open_parquet(write_parquet(tmp_path / name, columns, row_group_size=10))
     twice = tmp_path / "twice.parquet"
-    pq.write_table(pa.Table.from_arrays([pa.array([1.0]), pa.array([1.0]), pa.array([0])], names=["a", "a", "y"]),
-                   twice)
+    pq.write_table(
+        pa.Table.from_arrays([pa.array([1.0]), pa.array([1.0]), pa.array([0])], names=["a", "a", "y"]), twice
+    )
     with pytest.raises(ValueError, match=r"2 columns are named 'a'"):
         open_parquet(twice)
     (tmp_path / "not.parquet").write_text("a,y\n1,0\n")
@@ -151,8 +156,13 @@ def test_null_names_its_row(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_convert_parquet_is_bit_identical_to_the_csv_path(tmp_path, dtype):
-    path = write_csv(tmp_path / "data.csv", n=200, d=3, label_column=1,
-                     exponents={np.float16: (-9, 4), np.float32: (-42, 38), np.float64: (-320, 300)}[dtype])
+    path = write_csv(
+        tmp_path / "data.csv",
+        n=200,
+        d=3,
+        label_column=1,
+        exponents={np.float16: (-9, 4), np.float32: (-42, 38), np.float64: (-320, 300)}[dtype],
+    )
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)  # the CSV file's numbers, as float64
     columns = {"x0": data[:, 0], "y": data[:, 1], "x1": data[:, 2], "x2": data[:, 3]}
     parquet = write_parquet(tmp_path / "data.parquet", columns, row_group_size=64)
@@ -171,12 +181,15 @@ def bad_parquet(path, row, column, value, n=40):
     return write_parquet(path, columns, row_group_size=8)
 
 
-@pytest.mark.parametrize("column, value, message", [
-    ("b", np.inf, r"row 29: NaN or inf values are not allowed, got inf in column 'b'"),
-    ("a", np.nan, r"row 29: NaN or inf values are not allowed, got nan in column 'a'"),
-    ("y", 2.0, r"row 29: label column 'y' must be 0 or 1, got 2.0"),
-    ("a", 1e39, r"row 29: 1e\+39 in column 'a' is too large for float32, whose largest value is 3.40282346"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("b", np.inf, r"row 29: NaN or inf values are not allowed, got inf in column 'b'"),
+        ("a", np.nan, r"row 29: NaN or inf values are not allowed, got nan in column 'a'"),
+        ("y", 2.0, r"row 29: label column 'y' must be 0 or 1, got 2.0"),
+        ("a", 1e39, r"row 29: 1e\+39 in column 'a' is too large for float32, whose largest value is 3.40282346"),
+    ],
+)
 def test_parquet_chunks_name_the_row_in_a_later_batch(tmp_path, monkeypatch, column, value, message):
     monkeypatch.setattr(parquet_module, "BATCH_ROWS", 6)  # row 29 in the fifth batch
     path = bad_parquet(tmp_path / "bad.parquet", 29, column, value)
@@ -254,20 +267,38 @@ def test_the_command_line_converts_and_trains_on_parquet(tmp_path, capsys):
         assert main(["train", "--data", str(data), "--epochs", "50", "--no-log"]) == 0
         outputs.append(capsys.readouterr().out.split(": ", 1)[1])
     assert outputs[0] == outputs[1]  # streamed by row group, or converted: the same training
-    assert main(["train", "--data", str(tmp_path / "points.parquet"), "--label", "u", "--epochs", "5",
-                 "--no-log"]) == 2
+    assert main(["train", "--data", str(tmp_path / "points.parquet"), "--label", "u", "--epochs", "5", "--no-log"]) == 2
     assert "Y must hold labels in [0, 1]" in capsys.readouterr().err  # fit checks on-disk labels block by block
 
 
 def test_torchrun_trains_on_parquet_as_one_process(tmp_path):
     """Two ranks each read their own row groups of one Parquet file; rank 0 prints what one process prints."""
     X, Y = planar(dtype=torch.float64)
-    pq.write_table(pa.table({"u": X[:, 0].numpy(), "v": X[:, 1].numpy(), "y": Y[:, 0].numpy()}),
-                   tmp_path / "points.parquet", row_group_size=50)
-    command = ["-m", "torch_shallow", "train", "--data", str(tmp_path / "points.parquet"), "--epochs", "60",
-               "--no-log", "--dtype", "float64", "--timeout", "60"]
+    pq.write_table(
+        pa.table({"u": X[:, 0].numpy(), "v": X[:, 1].numpy(), "y": Y[:, 0].numpy()}),
+        tmp_path / "points.parquet",
+        row_group_size=50,
+    )
+    command = [
+        "-m",
+        "torch_shallow",
+        "train",
+        "--data",
+        str(tmp_path / "points.parquet"),
+        "--epochs",
+        "60",
+        "--no-log",
+        "--dtype",
+        "float64",
+        "--timeout",
+        "60",
+    ]
     one = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                          *command], capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert two.stdout == one.stdout and "points: 60 epochs" in one.stdout

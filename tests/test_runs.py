@@ -29,8 +29,14 @@ def seeded_net(seed=0, **kwargs):
 
 
 def cli(*args, cwd=None, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "torch_shallow", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "torch_shallow", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def history_of(checkpoint):
@@ -50,6 +56,7 @@ def write_csv(path, n=40, edit=None):
 
 # 1. The resume rule ---------------------------------------------------------------------------------------------
 
+
 def test_resume_applies_epochs_and_equals_an_uninterrupted_run(tmp_path, capsys):
     assert main(["train", "--epochs", "400", "--tol", "0", "--log-dir", str(tmp_path / "whole")]) == 0
     assert main(["train", "--epochs", "150", "--tol", "0", "--log-dir", str(tmp_path / "run")]) == 0
@@ -58,13 +65,16 @@ def test_resume_applies_epochs_and_equals_an_uninterrupted_run(tmp_path, capsys)
     assert history_of(tmp_path / "run" / "checkpoint.pt") == history_of(tmp_path / "whole" / "checkpoint.pt")
 
 
-@pytest.mark.parametrize("option, value, shown", [
-    ("--lr", "0.01", "--lr 0.01 (the run's: 1.2)"),
-    ("--hidden", "8", "--hidden 8 (the run's: 4)"),
-    ("--activation", "tanh", "--activation tanh (the run's: sigmoid)"),
-    ("--seed", "3", "--seed 3 (the run's: 0)"),
-    ("--dtype", "float64", "--dtype float64 (the run's: float32)"),
-])
+@pytest.mark.parametrize(
+    "option, value, shown",
+    [
+        ("--lr", "0.01", "--lr 0.01 (the run's: 1.2)"),
+        ("--hidden", "8", "--hidden 8 (the run's: 4)"),
+        ("--activation", "tanh", "--activation tanh (the run's: sigmoid)"),
+        ("--seed", "3", "--seed 3 (the run's: 0)"),
+        ("--dtype", "float64", "--dtype float64 (the run's: float32)"),
+    ],
+)
 def test_resume_refuses_what_would_change_the_run(tmp_path, capsys, option, value, shown):
     assert main(["train", "--epochs", "20", "--log-dir", str(tmp_path / "run")]) == 0
     checkpoint = tmp_path / "run" / "checkpoint.pt"
@@ -78,8 +88,22 @@ def test_resume_refuses_what_would_change_the_run(tmp_path, capsys, option, valu
 
 def test_resume_accepts_the_run_own_values_given_again(tmp_path, capsys):
     assert main(["train", "--epochs", "20", "--lr", "0.5", "--log-dir", str(tmp_path / "run")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--lr", "0.5", "--hidden", "4",
-                 "--epochs", "30"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(tmp_path / "run" / "checkpoint.pt"),
+                "--lr",
+                "0.5",
+                "--hidden",
+                "4",
+                "--epochs",
+                "30",
+            ]
+        )
+        == 0
+    )
     assert "planar: 30 epochs" in capsys.readouterr().out
 
 
@@ -96,16 +120,19 @@ def test_resume_and_init_from_exclude_each_other(capsys):
     assert "--resume with --init-from" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("options, named", [
-    (["--dataset", "moons", "--csv", "{csv}"], "--dataset with --csv"),
-    (["--dataset", "moons", "--data", "{dir}"], "--dataset with --data"),
-    (["--label", "label", "--data", "{dir}"], "--label with --data"),
-    (["--label", "label"], "--label without --csv"),
-    (["--no-log", "--log-dir", "{dir}"], "--no-log with --log-dir"),
-    (["--no-log", "--log-every", "5"], "--no-log with --log-every and no --val-fraction"),
-    (["--no-log", "--checkpoint-every", "5"], "--checkpoint-every with --no-log"),
-    (["--init-from", "{dir}/c.pt", "--seed", "1"], "--init-from with --seed"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["--dataset", "moons", "--csv", "{csv}"], "--dataset with --csv"),
+        (["--dataset", "moons", "--data", "{dir}"], "--dataset with --data"),
+        (["--label", "label", "--data", "{dir}"], "--label with --data"),
+        (["--label", "label"], "--label without --csv"),
+        (["--no-log", "--log-dir", "{dir}"], "--no-log with --log-dir"),
+        (["--no-log", "--log-every", "5"], "--no-log with --log-every and no --val-fraction"),
+        (["--no-log", "--checkpoint-every", "5"], "--checkpoint-every with --no-log"),
+        (["--init-from", "{dir}/c.pt", "--seed", "1"], "--init-from with --seed"),
+    ],
+)
 def test_contradicting_options_are_refused(tmp_path, capsys, options, named):
     csv = write_csv(tmp_path / "d.csv")
     options = [o.format(csv=csv, dir=tmp_path) for o in options]
@@ -115,20 +142,49 @@ def test_contradicting_options_are_refused(tmp_path, capsys, options, named):
 
 def test_log_every_without_a_log_sets_how_often_early_stopping_looks(capsys):
     """--log-every is also the period of the validation cost that --patience counts, logged or not."""
-    common = ["train", "--dataset", "moons", "--hidden", "40", "--activation", "tanh", "--val-fraction", "0.2",
-              "--patience", "5", "--epochs", "3000", "--no-log"]
+    common = [
+        "train",
+        "--dataset",
+        "moons",
+        "--hidden",
+        "40",
+        "--activation",
+        "tanh",
+        "--val-fraction",
+        "0.2",
+        "--patience",
+        "5",
+        "--epochs",
+        "3000",
+        "--no-log",
+    ]
     for every in (1, 2):
         assert main([*common, "--log-every", str(every)]) == 0
-        epochs, best = map(int, re.search(r"(\d+) epochs \(early_stopping, best epoch (\d+)\)",
-                                          capsys.readouterr().out).groups())
+        epochs, best = map(
+            int, re.search(r"(\d+) epochs \(early_stopping, best epoch (\d+)\)", capsys.readouterr().out).groups()
+        )
         assert best % every == 0 and epochs == best + 5 * every + 1  # 5 evaluations every k epochs after the best
 
 
 def test_init_from_starts_a_new_run_from_the_weights(tmp_path, capsys):
     assert main(["train", "--epochs", "200", "--hidden", "6", "--log-dir", str(tmp_path / "first")]) == 0
     first = load_checkpoint(tmp_path / "first" / "checkpoint.pt")
-    assert main(["train", "--init-from", str(tmp_path / "first" / "checkpoint.pt"), "--lr", "0.3", "--epochs", "50",
-                 "--log-dir", str(tmp_path / "second")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--init-from",
+                str(tmp_path / "first" / "checkpoint.pt"),
+                "--lr",
+                "0.3",
+                "--epochs",
+                "50",
+                "--log-dir",
+                str(tmp_path / "second"),
+            ]
+        )
+        == 0
+    )
     second = load_checkpoint(tmp_path / "second" / "checkpoint.pt")
     assert second["architecture"]["hidden_features"] == 6  # the checkpoint's model, without --hidden
     assert second["config"]["lr"] == 0.3 and second["history"]["epochs"] == 50
@@ -173,8 +229,14 @@ def test_api_resume_refuses_another_optimizer_or_learning_rate(tmp_path):
     fit(seeded_net(), X, Y, TrainConfig(max_epochs=5, checkpoint=tmp_path / "c.pt"))
     net = seeded_net()
     with pytest.raises(CheckpointError, match="the optimizer was SGD, now Adam"):
-        fit(net, X, Y, TrainConfig(max_epochs=9), optimizer=torch.optim.Adam(net.parameters()),
-            resume_from=tmp_path / "c.pt")
+        fit(
+            net,
+            X,
+            Y,
+            TrainConfig(max_epochs=9),
+            optimizer=torch.optim.Adam(net.parameters()),
+            resume_from=tmp_path / "c.pt",
+        )
     with pytest.raises(CheckpointError, match="lr was 1.2, now 0.01"):
         fit(seeded_net(), X, Y, TrainConfig(lr=0.01, max_epochs=9), resume_from=tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="activation='sigmoid'.*now.*activation='tanh'"):
@@ -182,6 +244,7 @@ def test_api_resume_refuses_another_optimizer_or_learning_rate(tmp_path):
 
 
 # 2. Runs that collide -------------------------------------------------------------------------------------------
+
 
 def test_run_directories_claimed_at_once_are_distinct(tmp_path):
     claimed, barrier = [], threading.Barrier(8)
@@ -200,9 +263,26 @@ def test_run_directories_claimed_at_once_are_distinct(tmp_path):
 
 def test_two_runs_given_one_log_dir_write_apart(tmp_path):
     log_dir = tmp_path / "run"
-    runs = [subprocess.Popen([sys.executable, "-m", "torch_shallow", "train", "--epochs", "300", "--seed", str(seed),
-                              "--log-dir", str(log_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for seed in (0, 1)]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch_shallow",
+                "train",
+                "--epochs",
+                "300",
+                "--seed",
+                str(seed),
+                "--log-dir",
+                str(log_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert sum(f"{log_dir} is taken: this run writes to {log_dir}-2" in err for _, err in outputs) == 1
@@ -218,9 +298,23 @@ def test_two_runs_given_one_log_dir_write_apart(tmp_path):
 def test_a_second_writer_fails_fast_naming_the_first(tmp_path):
     assert main(["train", "--epochs", "10", "--log-dir", str(tmp_path / "run")]) == 0
     checkpoint = tmp_path / "run" / "checkpoint.pt"
-    first = subprocess.Popen([sys.executable, "-m", "torch_shallow", "train", "--resume", str(checkpoint),
-                              "--epochs", "1000000", "--checkpoint-every", "100"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch_shallow",
+            "train",
+            "--resume",
+            str(checkpoint),
+            "--epochs",
+            "1000000",
+            "--checkpoint-every",
+            "100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while history_of(checkpoint)["epochs"] == 10:  # the first resume is training
@@ -247,6 +341,7 @@ def test_the_api_refuses_to_mix_runs_or_overwrite_a_checkpoint(tmp_path):
 
 def test_a_held_lock_is_refused_through_the_api(tmp_path):
     from torch_shallow.run import locked
+
     (tmp_path / "run").mkdir()
     with locked([tmp_path / "run"]):
         with pytest.raises(RunInUse, match=f"process {os.getpid()}"):
@@ -258,19 +353,28 @@ def test_a_held_lock_is_refused_through_the_api(tmp_path):
 
 # 3. Paths that hold from any working directory --------------------------------------------------------------------
 
+
 def test_resume_from_another_directory_continues_in_the_run_directory(tmp_path):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
     write_csv(home / "d.csv")
-    assert cli("train", "--csv", "d.csv", "--hidden", "3", "--epochs", "100", "--tol", "0", "--log-dir", "run",
-               cwd=home).returncode == 0
+    assert (
+        cli(
+            "train", "--csv", "d.csv", "--hidden", "3", "--epochs", "100", "--tol", "0", "--log-dir", "run", cwd=home
+        ).returncode
+        == 0
+    )
     resumed = cli("train", "--resume", "../home/run/checkpoint.pt", "--epochs", "250", cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
     assert history_of(home / "run" / "checkpoint.pt")["epochs"] == 250
-    assert cli("train", "--csv", "d.csv", "--hidden", "3", "--epochs", "250", "--tol", "0", "--log-dir", "whole",
-               cwd=home).returncode == 0
+    assert (
+        cli(
+            "train", "--csv", "d.csv", "--hidden", "3", "--epochs", "250", "--tol", "0", "--log-dir", "whole", cwd=home
+        ).returncode
+        == 0
+    )
     assert history_of(home / "run" / "checkpoint.pt") == history_of(home / "whole" / "checkpoint.pt")
 
 
@@ -288,19 +392,24 @@ def test_moved_data_is_found_with_its_new_place(tmp_path, capsys):
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     csv.rename(tmp_path / "moved.csv")
     assert main(["train", "--resume", str(checkpoint), "--epochs", "30"]) == 2
-    assert f"the run's data {csv} is not there; if it has moved, give its new place with --csv" in \
-        capsys.readouterr().err
+    assert (
+        f"the run's data {csv} is not there; if it has moved, give its new place with --csv" in capsys.readouterr().err
+    )
     assert main(["train", "--resume", str(checkpoint), "--epochs", "30", "--csv", str(tmp_path / "moved.csv")]) == 0
     assert history_of(checkpoint)["epochs"] == 30
 
 
 # 4. Changed data ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("edit, n, change", [
-    ((7, 0, "0.123"), 40, "X's values differ"),
-    ((30, 2, "{flip}"), 40, "Y's values differ"),
-    (None, 41, "X's shape was (40, 2), now (41, 2)"),
-])
+
+@pytest.mark.parametrize(
+    "edit, n, change",
+    [
+        ((7, 0, "0.123"), 40, "X's values differ"),
+        ((30, 2, "{flip}"), 40, "Y's values differ"),
+        (None, 41, "X's shape was (40, 2), now (41, 2)"),
+    ],
+)
 def test_resume_on_changed_data_is_refused_naming_the_change(tmp_path, capsys, edit, n, change):
     csv = write_csv(tmp_path / "d.csv")
     assert main(["train", "--csv", str(csv), "--epochs", "20", "--log-dir", str(tmp_path / "run")]) == 0
@@ -335,8 +444,10 @@ def test_fingerprint_ignores_blocks_and_shards_but_sees_a_swap():
     other.update("Y", Y, 0)
     assert other.reduce(device)["X"]["hash"] != whole.reduce(device)["X"]["hash"]
     assert other.reduce(device)["Y"] == whole.reduce(device)["Y"]
-    assert {k: v for k, v in whole.reduce(device)["X"].items() if k != "hash"} == {"shape": [400, 2],
-                                                                                    "dtype": "float64"}
+    assert {k: v for k, v in whole.reduce(device)["X"].items() if k != "hash"} == {
+        "shape": [400, 2],
+        "dtype": "float64",
+    }
 
 
 def test_api_resume_on_other_data_is_refused(tmp_path):
@@ -350,18 +461,38 @@ def test_api_resume_on_other_data_is_refused(tmp_path):
 
 # 5. Signals under torchrun ----------------------------------------------------------------------------------------
 
+
 def torchrun(*args, **kwargs):
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "torch_shallow",
-            "train", "--dtype", "float64", "--timeout", "60", "--tol", "0", *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "torch_shallow",
+        "train",
+        "--dtype",
+        "float64",
+        "--timeout",
+        "60",
+        "--tol",
+        "0",
+        *map(str, args),
+    ]
 
 
 def test_ctrl_c_under_torchrun_stops_every_rank_after_one_epoch_and_resumes(tmp_path):
     """A Ctrl-C in a terminal reaches torchrun and its workers (one process group), and torchrun forwards it to the
     workers once more; every rank must stop after the same epoch, with one checkpoint, and resume."""
     run = tmp_path / "run"
-    process = subprocess.Popen(torchrun("--epochs", "100000", "--checkpoint-every", "200", "--log-every", "50",
-                                        "--log-dir", run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        torchrun("--epochs", "100000", "--checkpoint-every", "200", "--log-every", "50", "--log-dir", run),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     checkpoint = run / "checkpoint.pt"
     deadline = time.monotonic() + 180
     while not checkpoint.exists():
@@ -373,24 +504,43 @@ def test_ctrl_c_under_torchrun_stops_every_rank_after_one_epoch_and_resumes(tmp_
     assert err.count("torch-shallow: interrupted by SIGINT after epoch") == 1, err  # rank 0 speaks, once
     assert f"after epoch {epochs}; resume with: torchrun" in err
     assert "torch_shallow/" not in err and "KeyboardInterrupt" not in err, err  # torchrun's own traceback only
-    resumed = subprocess.run(torchrun("--resume", checkpoint, "--epochs", epochs + 100), capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        torchrun("--resume", checkpoint, "--epochs", epochs + 100), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    whole = cli("train", "--dtype", "float64", "--tol", "0", "--epochs", epochs + 100, "--no-log", "--checkpoint",
-                tmp_path / "whole.pt")
+    whole = cli(
+        "train",
+        "--dtype",
+        "float64",
+        "--tol",
+        "0",
+        "--epochs",
+        epochs + 100,
+        "--no-log",
+        "--checkpoint",
+        tmp_path / "whole.pt",
+    )
     assert whole.returncode == 0, whole.stderr
-    torch.testing.assert_close(torch.tensor(history_of(checkpoint)["costs"]),
-                               torch.tensor(history_of(tmp_path / "whole.pt")["costs"]), rtol=1e-9, atol=0)
+    torch.testing.assert_close(
+        torch.tensor(history_of(checkpoint)["costs"]),
+        torch.tensor(history_of(tmp_path / "whole.pt")["costs"]),
+        rtol=1e-9,
+        atol=0,
+    )
 
 
 # 6. Output paths, checked before the first epoch; a failing disk mid-run ----------------------------------------
 
-@pytest.mark.parametrize("options, message", [
-    (["--save", "{tmp}/nodir/net.pt"], "the directory {tmp}/nodir does not exist"),
-    (["--save", "{tmp}"], "--save {tmp} is a directory"),
-    (["--checkpoint", "{tmp}"], "checkpoint {tmp} is a directory"),
-    (["--log-dir", "{tmp}/file"], "is a file"),
-])
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--save", "{tmp}/nodir/net.pt"], "the directory {tmp}/nodir does not exist"),
+        (["--save", "{tmp}"], "--save {tmp} is a directory"),
+        (["--checkpoint", "{tmp}"], "checkpoint {tmp} is a directory"),
+        (["--log-dir", "{tmp}/file"], "is a file"),
+    ],
+)
 def test_bad_output_paths_fail_before_training(tmp_path, capsys, options, message):
     (tmp_path / "file").write_text("")
     options = [o.format(tmp=tmp_path) for o in options]
@@ -402,6 +552,7 @@ def test_bad_output_paths_fail_before_training(tmp_path, capsys, options, messag
 def limited_file_size(limit):
     def apply():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail with EFBIG
+
     return apply
 
 
@@ -426,6 +577,7 @@ def test_a_full_disk_stops_the_run_with_a_checkpoint(tmp_path):
 
 # 8. The decision-boundary image, block by block -----------------------------------------------------------------
 
+
 def test_the_decision_boundary_of_a_wide_layer_needs_no_grid_sized_memory():
     """One (256², d1) float32 activation at d1 = 2048 is 512 MiB; block by block the image needs a few MiB."""
     script = """
@@ -445,22 +597,31 @@ print((kib("VmHWM:") - before) / 1024)
 """
     # glibc's dynamic mmap threshold makes the peak depend on the allocator's history (51 or 312 MiB in repeated
     # runs of this script); a fixed threshold measures what the code asks for (14 MiB)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"},
+    )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) < 512 / 8
 
 
 # 9. Clear errors where tracebacks were ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("options, message", [
-    (["--device", "nonsense"], "expected a torch device such as cpu"),
-    (["--device", "mps"], "training runs on cpu or cuda, not mps"),
-    (["--device", "meta"], "training runs on cpu or cuda, not meta"),
-    (["--timeout", "0"], "--timeout: expected a finite number > 0"),
-    (["--timeout", "-5"], "--timeout: expected a finite number > 0"),
-    (["--lr", "nan"], "--lr: expected a finite number > 0"),
-])
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--device", "nonsense"], "expected a torch device such as cpu"),
+        (["--device", "mps"], "training runs on cpu or cuda, not mps"),
+        (["--device", "meta"], "training runs on cpu or cuda, not meta"),
+        (["--timeout", "0"], "--timeout: expected a finite number > 0"),
+        (["--timeout", "-5"], "--timeout: expected a finite number > 0"),
+        (["--lr", "nan"], "--lr: expected a finite number > 0"),
+    ],
+)
 def test_bad_option_values_are_usage_errors(capsys, options, message):
     with pytest.raises(SystemExit) as exit:
         main(["train", "--no-log", *options])
@@ -515,6 +676,7 @@ def test_a_model_with_nothing_to_train_is_refused():
 
 # Found by trying the command line carelessly ---------------------------------------------------------------------
 
+
 def test_on_disk_data_whose_files_differ_in_rows_is_refused(tmp_path, capsys):
     (tmp_path / "mix").mkdir()
     np.save(tmp_path / "mix" / "X.npy", np.zeros((10, 2), np.float32))
@@ -524,8 +686,22 @@ def test_on_disk_data_whose_files_differ_in_rows_is_refused(tmp_path, capsys):
 
 
 def test_a_resumed_run_still_saves_the_model_it_was_asked_to(tmp_path, capsys):
-    assert main(["train", "--epochs", "40", "--tol", "0", "--log-dir", str(tmp_path / "run"),
-                 "--save", str(tmp_path / "net.pt")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "40",
+                "--tol",
+                "0",
+                "--log-dir",
+                str(tmp_path / "run"),
+                "--save",
+                str(tmp_path / "net.pt"),
+            ]
+        )
+        == 0
+    )
     (tmp_path / "net.pt").unlink()
     assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--epochs", "60"]) == 0
     net = ShallowNet(2, 4)
@@ -533,16 +709,21 @@ def test_a_resumed_run_still_saves_the_model_it_was_asked_to(tmp_path, capsys):
     assert torch.equal(net.W1, load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"]["W1"])
 
 
-@pytest.mark.parametrize("options, message", [
-    (["train", "--resume", "{tmp}"], "is a directory; expected a checkpoint file, such as"),
-    (["train", "--resume", "{tmp}/garbage.pt"], "cannot be read: it is truncated, corrupt or not a checkpoint"),
-    (["train", "--csv", "{tmp}/nothere.csv"], "--csv {tmp}/nothere.csv: no such file"),
-    (["train", "--data", "{tmp}/garbage.pt"], "expected a directory of X.npy and Y.npy, or a .parquet file"),
-    (["sweep", "--seeds", "0", "1", "0"], "--seeds lists 0 more than once"),
-    (["train", "--init-from", "{tmp}/sweep/checkpoint.pt"], "this is a sweep's checkpoint, of 2 models"),
-    (["train", "--init-from", "{tmp}/one/checkpoint.pt", "--hidden", "7"],
-     "its weights are of a model with 2 inputs, 4 hidden units and 1 outputs; this one has 2, 7 and 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["train", "--resume", "{tmp}"], "is a directory; expected a checkpoint file, such as"),
+        (["train", "--resume", "{tmp}/garbage.pt"], "cannot be read: it is truncated, corrupt or not a checkpoint"),
+        (["train", "--csv", "{tmp}/nothere.csv"], "--csv {tmp}/nothere.csv: no such file"),
+        (["train", "--data", "{tmp}/garbage.pt"], "expected a directory of X.npy and Y.npy, or a .parquet file"),
+        (["sweep", "--seeds", "0", "1", "0"], "--seeds lists 0 more than once"),
+        (["train", "--init-from", "{tmp}/sweep/checkpoint.pt"], "this is a sweep's checkpoint, of 2 models"),
+        (
+            ["train", "--init-from", "{tmp}/one/checkpoint.pt", "--hidden", "7"],
+            "its weights are of a model with 2 inputs, 4 hidden units and 1 outputs; this one has 2, 7 and 1",
+        ),
+    ],
+)
 def test_careless_paths_and_options_get_a_clear_error(tmp_path, capsys, options, message):
     (tmp_path / "garbage.pt").write_text("garbage")
     if "sweep/checkpoint.pt" in " ".join(options):
@@ -556,7 +737,11 @@ def test_careless_paths_and_options_get_a_clear_error(tmp_path, capsys, options,
 
 
 def test_sigterm_before_training_leaves_no_empty_run_directory(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", """
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            """
 import os, signal, sys, time
 from torch_shallow import cli
 def stopped_before_the_first_epoch(*args, **kwargs):
@@ -564,7 +749,16 @@ def stopped_before_the_first_epoch(*args, **kwargs):
     time.sleep(5)
 cli.fit = stopped_before_the_first_epoch
 sys.exit(cli.main(sys.argv[1:]))
-""", "train", "--epochs", "100", "--log-dir", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
+""",
+            "train",
+            "--epochs",
+            "100",
+            "--log-dir",
+            str(tmp_path / "run"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert not (tmp_path / "run").exists()

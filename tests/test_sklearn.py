@@ -52,12 +52,19 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 def test_scikit_learn_array_api_check_with_scipy_array_api_set():
-    code = ("from sklearn.utils.estimator_checks import check_array_api_input\n"
-            "from torch_shallow.sklearn import ShallowClassifier\n"
-            "check_array_api_input('ShallowClassifier', ShallowClassifier(), array_namespace='numpy', "
-            "expect_only_array_outputs=False)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "SCIPY_ARRAY_API": "1"})
+    code = (
+        "from sklearn.utils.estimator_checks import check_array_api_input\n"
+        "from torch_shallow.sklearn import ShallowClassifier\n"
+        "check_array_api_input('ShallowClassifier', ShallowClassifier(), array_namespace='numpy', "
+        "expect_only_array_outputs=False)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SCIPY_ARRAY_API": "1"},
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -150,8 +157,10 @@ def test_random_state_makes_fits_repeatable():
 
 def test_early_stopping_split_is_repeatable():
     X, y = noisy()
-    fits = [ShallowClassifier(hidden_features=16, early_stopping=True, max_epochs=300, random_state=s).fit(X, y)
-            for s in (1, 1, 2)]
+    fits = [
+        ShallowClassifier(hidden_features=16, early_stopping=True, max_epochs=300, random_state=s).fit(X, y)
+        for s in (1, 1, 2)
+    ]
     assert fits[0].validation_scores_ == fits[1].validation_scores_
     assert fits[0].validation_scores_ != fits[2].validation_scores_
 
@@ -186,8 +195,15 @@ def test_warm_start_with_early_stopping_goes_on_from_the_best_epoch():
     """The second fit starts from the parameters of the first one's best epoch, on the same validation split (the
     same random_state), so its first validation score is the first fit's best."""
     X, y = noisy()
-    clf = ShallowClassifier(hidden_features=16, max_epochs=20_000, early_stopping=True, validation_fraction=0.25,
-                            n_iter_no_change=50, random_state=0, warm_start=True).fit(X, y)
+    clf = ShallowClassifier(
+        hidden_features=16,
+        max_epochs=20_000,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=50,
+        random_state=0,
+        warm_start=True,
+    ).fit(X, y)
     first, best, n_iter = list(clf.validation_scores_), clf.best_validation_score_, clf.n_iter_
     clf.fit(X, y)
     assert clf.validation_scores_[:n_iter] == first and len(clf.validation_scores_) == clf.n_iter_ > n_iter
@@ -205,12 +221,15 @@ def test_a_diverging_fit_leaves_the_fitted_estimator_as_it_was():
         torch.testing.assert_close(value, state[name], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("change, message", [
-    ("classes", r"classes \[0, 1, 2\]"),
-    ("features", "features"),
-    ("hidden_features", "hidden_features is 4, not 6"),
-    ("dtype", "dtype is 'float32', not 'float64'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("classes", r"classes \[0, 1, 2\]"),
+        ("features", "features"),
+        ("hidden_features", "hidden_features is 4, not 6"),
+        ("dtype", "dtype is 'float32', not 'float64'"),
+    ],
+)
 def test_warm_start_refuses_what_does_not_fit_model_(change, message):
     X, y = blobs(3)
     clf = ShallowClassifier(max_epochs=5, warm_start=True).fit(X, y)
@@ -228,8 +247,15 @@ def test_early_stopping_keeps_the_best_epoch():
     random_state); training stops n_iter_no_change epochs after the best one, and model_ holds that epoch's
     parameters: its log loss on the held-out part is minus best_validation_score_."""
     X, y = noisy()
-    clf = ShallowClassifier(hidden_features=16, lr=1.0, max_epochs=20_000, early_stopping=True,
-                            validation_fraction=0.25, n_iter_no_change=50, random_state=0).fit(X, y)
+    clf = ShallowClassifier(
+        hidden_features=16,
+        lr=1.0,
+        max_epochs=20_000,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=50,
+        random_state=0,
+    ).fit(X, y)
     scores = clf.validation_scores_
     best = int(np.argmax(scores))
     assert clf.n_iter_ < 20_000 and len(scores) == len(clf.loss_curve_) == clf.n_iter_
@@ -253,21 +279,24 @@ def test_convergence_warning_at_the_epoch_budget_only():
     assert clf.n_iter_ < 2000
 
 
-@pytest.mark.parametrize("params, error, message", [
-    ({"hidden_features": 0}, ValueError, "hidden_features == 0, must be >= 1"),
-    ({"hidden_features": 2.5}, TypeError, "hidden_features"),
-    ({"lr": 0}, ValueError, "lr == 0, must be > 0"),
-    ({"max_epochs": 0}, ValueError, "max_epochs"),
-    ({"tol": -1}, ValueError, "tol"),
-    ({"validation_fraction": 1.0}, ValueError, "validation_fraction == 1.0, must be < 1"),
-    ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change"),
-    ({"early_stopping": "yes"}, TypeError, "early_stopping must be True or False"),
-    ({"activation": "softplus"}, ValueError, r"activation must be one of \['relu', 'sigmoid', 'tanh'\]"),
-    ({"dtype": "float16"}, ValueError, "dtype must be one of"),
-    ({"device": "abacus"}, ValueError, "device must be a torch device"),
-    ({"random_state": -1}, ValueError, r"random_state must be None, an int in \[0, 2\*\*32 - 1\]"),
-    ({"log_dir": 3}, TypeError, "log_dir must be a path or None"),
-])
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ({"hidden_features": 0}, ValueError, "hidden_features == 0, must be >= 1"),
+        ({"hidden_features": 2.5}, TypeError, "hidden_features"),
+        ({"lr": 0}, ValueError, "lr == 0, must be > 0"),
+        ({"max_epochs": 0}, ValueError, "max_epochs"),
+        ({"tol": -1}, ValueError, "tol"),
+        ({"validation_fraction": 1.0}, ValueError, "validation_fraction == 1.0, must be < 1"),
+        ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change"),
+        ({"early_stopping": "yes"}, TypeError, "early_stopping must be True or False"),
+        ({"activation": "softplus"}, ValueError, r"activation must be one of \['relu', 'sigmoid', 'tanh'\]"),
+        ({"dtype": "float16"}, ValueError, "dtype must be one of"),
+        ({"device": "abacus"}, ValueError, "device must be a torch device"),
+        ({"random_state": -1}, ValueError, r"random_state must be None, an int in \[0, 2\*\*32 - 1\]"),
+        ({"log_dir": 3}, TypeError, "log_dir must be a path or None"),
+    ],
+)
 def test_bad_parameters_are_refused_at_fit_naming_them(params, error, message):
     X, y = blobs(2)
     clf = ShallowClassifier(**params)  # __init__ stores, fit checks
@@ -312,8 +341,9 @@ def test_each_fit_logs_a_run_of_its_own(tmp_path):
 def test_grid_search_over_a_pipeline_and_cross_validation():
     X, y = load_iris(return_X_y=True)
     pipeline = make_pipeline(StandardScaler(), ShallowClassifier(max_epochs=300, random_state=0))
-    search = GridSearchCV(pipeline, {"shallowclassifier__hidden_features": [2, 8],
-                                     "shallowclassifier__lr": [0.5, 2.0]}, cv=3).fit(X, y)
+    search = GridSearchCV(
+        pipeline, {"shallowclassifier__hidden_features": [2, 8], "shallowclassifier__lr": [0.5, 2.0]}, cv=3
+    ).fit(X, y)
     assert search.best_score_ > 0.9
     assert set(search.best_params_) == {"shallowclassifier__hidden_features", "shallowclassifier__lr"}
     scores = cross_val_score(pipeline, X, y, cv=5)
@@ -321,8 +351,9 @@ def test_grid_search_over_a_pipeline_and_cross_validation():
 
 
 def run_experiment(script: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(EXPERIMENTS / script), *args], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / script), *args], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -340,8 +371,9 @@ def test_breast_cancer_early_stopping_marks_its_best_epoch(tmp_path):
     """The early-stopping run of experiments/breast_cancer.py stops --patience evaluations (10 epochs apart) after
     its best epoch, prints it, and marks it in TensorBoard at the epoch of the lowest validation cost."""
     out = run_experiment("breast_cancer.py", "--epochs", "800", "--patience", "20", "--log-dir", str(tmp_path / "run"))
-    row = re.search(r"^\| torch_shallow .*early stopping.*best epoch \*\*(\d+)\*\*, stopped at (\d+) \| ([\d.]+)% \|$",
-                    out, re.M)
+    row = re.search(
+        r"^\| torch_shallow .*early stopping.*best epoch \*\*(\d+)\*\*, stopped at (\d+) \| ([\d.]+)% \|$", out, re.M
+    )
     best, stopped, accuracy = int(row[1]), int(row[2]), float(row[3])
     assert stopped == best + 20 * 10 + 1 < 800 and accuracy >= 95.0
     events = EventAccumulator(str(tmp_path / "run-early_stopping"))
@@ -359,8 +391,9 @@ def test_readme_example(tmp_path, monkeypatch):
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     if "\n## With scikit-learn\n" not in text:
         pytest.skip("README.md has no section 'With scikit-learn' yet")
-    (code,) = re.findall(r"```python\n(.*?)```", text.split("\n## With scikit-learn\n", 1)[1].split("\n## ", 1)[0],
-                         re.S)
+    (code,) = re.findall(
+        r"```python\n(.*?)```", text.split("\n## With scikit-learn\n", 1)[1].split("\n## ", 1)[0], re.S
+    )
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(code, "README example (With scikit-learn)", "exec"), scope)

@@ -60,8 +60,9 @@ def test_gradcheck_of_the_softmax_cost(block_rows):
         return ShallowBCEFunction.apply(X, Y, *t, "tanh", block_rows, (True,) * 5, "softmax")[0]
 
     assert torch.autograd.gradcheck(cost, (X, *theta))
-    assert torch.autograd.gradgradcheck(lambda X, *t: ShallowBCEFunction.apply(
-        X, Y, *t, "tanh", block_rows, (False,) * 5, "softmax")[0], (X, *theta))
+    assert torch.autograd.gradgradcheck(
+        lambda X, *t: ShallowBCEFunction.apply(X, Y, *t, "tanh", block_rows, (False,) * 5, "softmax")[0], (X, *theta)
+    )
 
 
 def test_predictions_are_rows_of_probabilities_and_one_hot_argmax():
@@ -94,6 +95,7 @@ def test_fit_reports_the_argmax_accuracy():
 
 # Early stopping -------------------------------------------------------------------------------------------------------
 
+
 def halves():
     """The planar data in float64, split into training and validation halves."""
     X, Y = planar(dtype=torch.float64)
@@ -111,8 +113,7 @@ def test_early_stopping_restores_the_best_epoch():
     train, val = halves()
 
     stopped = tanh_net()
-    history = fit(stopped, *train, TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10),
-                  val=val)
+    history = fit(stopped, *train, TrainConfig(lr=2.0, max_epochs=20000, tol=0, log_every=20, patience=10), val=val)
     assert history.stop_reason == "early_stopping" and history.epochs < 20000
     best = history.val_epochs[history.val_costs.index(min(history.val_costs))]
     assert history.best_epoch == best
@@ -142,8 +143,9 @@ def test_an_early_stopping_run_resumes_to_the_uninterrupted_result(tmp_path, man
     expected = run(whole, config)
     assert expected.stop_reason == "early_stopping"
     stopped = tanh_net()
-    first = run(stopped, dataclasses.replace(config, max_epochs=expected.best_epoch + 100,
-                                             checkpoint=tmp_path / "c.pt"))
+    first = run(
+        stopped, dataclasses.replace(config, max_epochs=expected.best_epoch + 100, checkpoint=tmp_path / "c.pt")
+    )
     assert first.stop_reason == "max_epochs" and first.best_epoch == expected.best_epoch
     state = load_checkpoint(tmp_path / "c.pt")  # the trained model (what --init-from takes) is the best epoch's
     key = (lambda w: w[0]) if many else (lambda w: w)
@@ -163,9 +165,34 @@ def test_early_stopping_needs_validation_data():
 
 
 def test_the_command_line_splits_validation_data_and_stops_early(tmp_path, capsys):
-    assert main(["train", "--dataset", "moons", "--hidden", "40", "--activation", "tanh", "--lr", "2",
-                 "--val-fraction", "0.3", "--patience", "5", "--log-every", "20", "--epochs", "20000", "--tol", "0",
-                 "--log-dir", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "moons",
+                "--hidden",
+                "40",
+                "--activation",
+                "tanh",
+                "--lr",
+                "2",
+                "--val-fraction",
+                "0.3",
+                "--patience",
+                "5",
+                "--log-every",
+                "20",
+                "--epochs",
+                "20000",
+                "--tol",
+                "0",
+                "--log-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "early_stopping, best epoch" in out and "validation accuracy" in out
     assert main(["train", "--patience", "5", "--no-log"]) == 2
@@ -178,19 +205,36 @@ def test_a_csv_of_k_classes_trains_softmax_outputs(tmp_path, capsys):
 
     X, _, labels = three_classes(n=60, dtype=torch.float32)
     path = tmp_path / "blobs.csv"
-    path.write_text("a,b,class\n" + "".join(f"{x:.4f},{y:.4f},{c}\n" for (x, y), c in zip(X.tolist(),
-                                                                                          labels.tolist())))
+    path.write_text("a,b,class\n" + "".join(f"{x:.4f},{y:.4f},{c}\n" for (x, y), c in zip(X.tolist(), labels.tolist())))
     X_read, Y_read = load_csv(path, classes=True)
     assert torch.equal(Y_read[:, 0].long(), labels)
     small_blocks = [y for _, y in csv_chunks(path, classes=True, block_size=64)]  # Arrow's path, block by block
     assert len(small_blocks) > 3 and torch.equal(torch.from_numpy(np.concatenate(small_blocks)).long(), labels)
     with pytest.raises(ValueError, match=r":4: label column 'class' must be 0 or 1, got '2'"):
         load_csv(path)  # without classes, the slides' 0/1 labels
-    assert main(["train", "--csv", str(path), "--output", "softmax", "--hidden", "5", "--activation", "tanh",
-                 "--lr", "0.5", "--epochs", "300", "--no-log"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--csv",
+                str(path),
+                "--output",
+                "softmax",
+                "--hidden",
+                "5",
+                "--activation",
+                "tanh",
+                "--lr",
+                "0.5",
+                "--epochs",
+                "300",
+                "--no-log",
+            ]
+        )
+        == 0
+    )
     accuracy = float(capsys.readouterr().out.split("training accuracy ")[1].split("%")[0])
     assert accuracy > 80  # three classes, the argmax right for most points
     path.write_text("a,b,class\n1,2,0\n3,4,1.5\n")
     assert main(["train", "--csv", str(path), "--output", "softmax", "--no-log"]) == 2
-    assert "blobs.csv:3: label column 'class' must be a class number 0, 1, 2, ..., got '1.5'" in \
-        capsys.readouterr().err
+    assert "blobs.csv:3: label column 'class' must be a class number 0, 1, 2, ..., got '1.5'" in capsys.readouterr().err

@@ -78,8 +78,9 @@ def test_one_diverging_model_stops_alone_with_its_last_good_parameters():
     assert stacked[1].cost(X, Y).item() == pytest.approx(diverged.costs[-1], rel=1e-12)  # θ(t-1), the last good
     for k in (0, 2):
         alone = make(k, *grid[k][:2])
-        assert_same_run(fit(alone, X, Y, TrainConfig(max_epochs=200, tol=0, lr=grid[k][2])), histories[k], alone,
-                        stacked[k])
+        assert_same_run(
+            fit(alone, X, Y, TrainConfig(max_epochs=200, tol=0, lr=grid[k][2])), histories[k], alone, stacked[k]
+        )
 
 
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path):
@@ -106,8 +107,13 @@ def test_validation_and_early_stopping_per_model():
     histories = fit_many(stacked, X[1::3], Y[1::3], config, lrs=[lr for *_, lr in GRID], val=(X_val, Y_val))
     for k, (h, a, lr) in enumerate(GRID):
         alone = make(k, h, a)
-        expected = fit(alone, X[1::3], Y[1::3], TrainConfig(max_epochs=3000, tol=0, log_every=10, patience=5, lr=lr),
-                       val=(X_val, Y_val))
+        expected = fit(
+            alone,
+            X[1::3],
+            Y[1::3],
+            TrainConfig(max_epochs=3000, tol=0, log_every=10, patience=5, lr=lr),
+            val=(X_val, Y_val),
+        )
         assert (histories[k].best_epoch, histories[k].stop_reason) == (expected.best_epoch, expected.stop_reason)
         np.testing.assert_allclose(histories[k].val_costs, expected.val_costs, rtol=1e-10)
         assert histories[k].val_accuracy == expected.val_accuracy
@@ -126,14 +132,16 @@ def test_on_disk_data_gives_the_in_memory_result(tmp_path):
 
 
 def sweep_rank(rank, size, rendezvous, out):
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=size,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=size, timeout=datetime.timedelta(seconds=60)
+    )
     try:
         X, Y = planar(dtype=torch.float64)
         start, stop = shard(400, rank, size)
         stacked = [make(k + 10 * rank, h, a) for k, (h, a, _) in enumerate(GRID)]  # rank 0's θ must win
-        histories = fit_many(stacked, X[start:stop], Y[start:stop], TrainConfig(max_epochs=60, tol=0),
-                             lrs=[lr for *_, lr in GRID])
+        histories = fit_many(
+            stacked, X[start:stop], Y[start:stop], TrainConfig(max_epochs=60, tol=0), lrs=[lr for *_, lr in GRID]
+        )
         torch.save({"costs": [h.costs for h in histories], "W1": [m.W1.detach() for m in stacked]}, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -141,6 +149,7 @@ def sweep_rank(rank, size, rendezvous, out):
 
 def test_two_ranks_sweep_exactly_as_one_process(tmp_path):
     from test_distributed import run_ranks
+
     X, Y = planar(dtype=torch.float64)
     expected = fit_many(stacked := models(), X, Y, TrainConfig(max_epochs=60, tol=0), lrs=[lr for *_, lr in GRID])
     assert run_ranks(sweep_rank, 2, tmp_path / "rendezvous", str(tmp_path / "result")) == [0, 0]
@@ -169,9 +178,32 @@ def test_bad_stacks_are_refused():
 
 # The command line ---------------------------------------------------------------------------------------------------
 
+
 def test_the_sweep_command_trains_logs_and_tabulates_every_model(tmp_path, capsys):
-    assert main(["sweep", "--hidden", "2", "4", "--activation", "tanh", "sigmoid", "--lr", "0.5", "1.2",
-                 "--seeds", "0", "1", "--epochs", "300", "--log-dir", str(tmp_path / "sweep")]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--hidden",
+                "2",
+                "4",
+                "--activation",
+                "tanh",
+                "sigmoid",
+                "--lr",
+                "0.5",
+                "1.2",
+                "--seeds",
+                "0",
+                "1",
+                "--epochs",
+                "300",
+                "--log-dir",
+                str(tmp_path / "sweep"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines()[2:] if line.strip() and not line.startswith("TensorBoard")]
     assert len(rows) == 16
@@ -193,6 +225,7 @@ def test_the_sweep_command_trains_logs_and_tabulates_every_model(tmp_path, capsy
 
 def test_the_hparams_of_each_model_of_a_sweep(tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
+
     assert main(["sweep", "--hidden", "2", "3", "--seeds", "4", "--epochs", "20", "--log-dir", str(tmp_path)]) == 0
     events = EventAccumulator(str(tmp_path / "h3-sigmoid-lr1.2-s4"), size_guidance={"tensors": 0})
     events.Reload()
@@ -205,10 +238,27 @@ def test_the_hparams_of_each_model_of_a_sweep(tmp_path):
 
 
 def test_a_terminated_sweep_resumes(tmp_path):
-    command = [sys.executable, "-m", "torch_shallow", "sweep", "--hidden", "3", "4", "--seeds", "0", "1", "--tol",
-               "0", "--checkpoint-every", "100", "--log-dir", str(tmp_path / "sweep")]
-    process = subprocess.Popen([*command, "--epochs", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "torch_shallow",
+        "sweep",
+        "--hidden",
+        "3",
+        "4",
+        "--seeds",
+        "0",
+        "1",
+        "--tol",
+        "0",
+        "--checkpoint-every",
+        "100",
+        "--log-dir",
+        str(tmp_path / "sweep"),
+    ]
+    process = subprocess.Popen(
+        [*command, "--epochs", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     checkpoint = tmp_path / "sweep" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists():
@@ -219,13 +269,18 @@ def test_a_terminated_sweep_resumes(tmp_path):
     assert process.returncode == 143
     epochs = max(h["epochs"] for h in load_checkpoint(checkpoint)["history"])
     assert f"after epoch {epochs}; resume with: torch-shallow sweep --resume {checkpoint}" in err
-    resumed = subprocess.run([sys.executable, "-m", "torch_shallow", "sweep", "--resume", str(checkpoint), "--epochs",
-                              str(epochs + 50)], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "torch_shallow", "sweep", "--resume", str(checkpoint), "--epochs", str(epochs + 50)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert all(h["epochs"] == epochs + 50 for h in load_checkpoint(checkpoint)["history"])
 
 
 # Logging that costs almost nothing ----------------------------------------------------------------------------------
+
 
 def test_default_logging_keeps_about_a_thousand_points_and_the_last(tmp_path):
     X, Y = planar()

@@ -21,8 +21,10 @@ def plain_logits(params, X, activation):
 
 
 def plain_cost(params, X, Y, activation):
-    return torch.nn.functional.binary_cross_entropy_with_logits(plain_logits(params, X, activation), Y,
-                                                                reduction="sum") / X.shape[0]
+    return (
+        torch.nn.functional.binary_cross_entropy_with_logits(plain_logits(params, X, activation), Y, reduction="sum")
+        / X.shape[0]
+    )
 
 
 def ours_cost(params, X, Y, activation):
@@ -48,8 +50,12 @@ def assert_trees_close(actual, expected, dtype):
         assert_close(actual[key], expected[key], dtype)
 
 
-CASES = [pytest.param(a, dt, d2, id=f"{a}-{str(dt)[6:]}-d2={d2}") for a in ACTIVATIONS
-         for dt in (torch.float32, torch.float64) for d2 in (1, 3)]
+CASES = [
+    pytest.param(a, dt, d2, id=f"{a}-{str(dt)[6:]}-d2={d2}")
+    for a in ACTIVATIONS
+    for dt in (torch.float32, torch.float64)
+    for d2 in (1, 3)
+]
 
 
 @pytest.mark.parametrize("activation, dtype, d2", CASES)
@@ -60,8 +66,7 @@ def test_grad_of_the_cost_and_of_a_function_of_the_logits(activation, dtype, d2)
     def ours(params):  # any function of the logits, through functional_call
         return (functional_call(net, params, (X,)) ** 2).mean()
 
-    assert_trees_close(grad(ours)(params), grad(lambda p: (plain_logits(p, X, activation) ** 2).mean())(params),
-                       dtype)
+    assert_trees_close(grad(ours)(params), grad(lambda p: (plain_logits(p, X, activation) ** 2).mean())(params), dtype)
 
 
 @pytest.mark.parametrize("activation, dtype, d2", CASES)
@@ -112,16 +117,19 @@ def test_an_ensemble_in_one_vmap(activation, dtype, d2):
     for i, model in enumerate(models):
         single = {k: p.detach() for k, p in model.named_parameters()}
         assert_close(Z2[i], plain_logits(single, X, activation), dtype)
-        expected = grad(lambda p: torch.nn.functional.binary_cross_entropy_with_logits(
-            plain_logits(p, X, activation), Y))(single)
+        expected = grad(
+            lambda p: torch.nn.functional.binary_cross_entropy_with_logits(plain_logits(p, X, activation), Y)
+        )(single)
         assert_trees_close({k: g[i] for k, g in gradients.items()}, expected, dtype)
 
 
 @pytest.mark.parametrize("activation, dtype, d2", CASES)
 def test_hessian_vector_products_by_jvp_of_grad(activation, dtype, d2):
     _, params, X, Y = problem(activation, dtype, d2)
-    v = {k: torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
-         for k, p in params.items()}
+    v = {
+        k: torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
+        for k, p in params.items()
+    }
 
     def hvp(cost):
         return jvp(lambda p: grad(cost)(p, X, Y, activation), (params,), (v,))[1]
@@ -133,8 +141,7 @@ def test_hessian_vector_products_by_jvp_of_grad(activation, dtype, d2):
 def test_compiled_grad(activation):
     _, params, X, Y = problem(activation, torch.float64, 2)
     compiled = torch.compile(grad(ours_cost), fullgraph=True)
-    assert_trees_close(compiled(params, X, Y, activation), grad(plain_cost)(params, X, Y, activation),
-                       torch.float64)
+    assert_trees_close(compiled(params, X, Y, activation), grad(plain_cost)(params, X, Y, activation), torch.float64)
 
 
 def test_a_batched_call_runs_batched_operations_not_a_loop():
@@ -163,14 +170,17 @@ def test_apply_takes_the_five_tensors_with_sigmoid_by_default():
     J, *gradients = ShallowBCEFunction.apply(X, Y, *params.values())
     assert_close(J, plain_cost(params, X, Y, "sigmoid"), torch.float64)
     assert gradients == [None] * 5  # none asked for: backward computes them
-    assert torch.autograd.gradcheck(lambda *t: ShallowNetFunction.apply(*t)[0],
-                                    [t.clone().requires_grad_() for t in (X, *params.values())])
+    assert torch.autograd.gradcheck(
+        lambda *t: ShallowNetFunction.apply(*t)[0], [t.clone().requires_grad_() for t in (X, *params.values())]
+    )
 
 
 # Autocast ---------------------------------------------------------------------------------------------------------
 
-AUTOCAST = [pytest.param("cpu", torch.bfloat16, id="cpu-bfloat16"),
-            pytest.param("cuda", torch.float16, id="cuda-float16", marks=DEVICES[1].marks)]
+AUTOCAST = [
+    pytest.param("cpu", torch.bfloat16, id="cpu-bfloat16"),
+    pytest.param("cuda", torch.float16, id="cuda-float16", marks=DEVICES[1].marks),
+]
 
 
 @pytest.mark.parametrize("device, low", AUTOCAST)
@@ -206,6 +216,7 @@ def test_outside_autocast_mismatched_dtypes_stay_an_error():
 
 # Deployment ---------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_export_with_a_dynamic_number_of_rows(activation):
     net, params, X, _ = problem(activation, torch.float32, 2)
@@ -213,8 +224,9 @@ def test_export_with_a_dynamic_number_of_rows(activation):
     exported = torch.export.export(net.eval(), (X,), dynamic_shapes={"X": {0: rows}})
     for n in (1, 7, 300):
         X_n = torch.randn(n, 3)
-        torch.testing.assert_close(exported.module()(X_n), plain_logits(params, X_n, activation), **TOLERANCES[
-            torch.float32])
+        torch.testing.assert_close(
+            exported.module()(X_n), plain_logits(params, X_n, activation), **TOLERANCES[torch.float32]
+        )
 
 
 def test_onnx_export_runs_in_onnxruntime_on_another_batch_size(tmp_path):
@@ -227,11 +239,13 @@ def test_onnx_export_runs_in_onnxruntime_on_another_batch_size(tmp_path):
     (name,) = [i.name for i in session.get_inputs()]
     X_other = torch.randn(257, 3)
     out = session.run(None, {name: X_other.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(out), plain_logits(params, X_other, "tanh"), **TOLERANCES[
-        torch.float32])
+    torch.testing.assert_close(
+        torch.from_numpy(out), plain_logits(params, X_other, "tanh"), **TOLERANCES[torch.float32]
+    )
 
 
 # The README's examples ----------------------------------------------------------------------------------------------
+
 
 def readme_examples() -> list[str]:
     text = (Path(__file__).parents[1] / "README.md").read_text()
@@ -256,18 +270,21 @@ def test_readme_head_on_a_frozen_body(tmp_path, monkeypatch):
     features, head, X, Y = s["features"], s["head"], s["X"], s["Y"]
     assert all(p.grad is None for p in features.parameters())  # the body stays frozen
     params = {k: p.detach() for k, p in head.named_parameters()}
-    assert s["J"].item() == pytest.approx(plain_cost(params, features(X), Y.float(), "sigmoid").item(), rel=1e-4,
-                                          abs=1e-3)  # the last cost, of the parameters before the last step
+    assert s["J"].item() == pytest.approx(
+        plain_cost(params, features(X), Y.float(), "sigmoid").item(), rel=1e-4, abs=1e-3
+    )  # the last cost, of the parameters before the last step
     start = ShallowNet(8, 4)  # the cost went down from where it started
-    assert s["J"].item() < torch.nn.functional.binary_cross_entropy_with_logits(
-        start(features(X)).detach(), Y.float()).item() + 0.05
+    assert (
+        s["J"].item()
+        < torch.nn.functional.binary_cross_entropy_with_logits(start(features(X)).detach(), Y.float()).item() + 0.05
+    )
 
 
 def test_readme_per_sample_gradients(tmp_path, monkeypatch):
     s = run_example(1, tmp_path, monkeypatch)
     params, X, Y, per_sample = s["params"], s["X"], s["Y"], s["per_sample"]
     for i in (0, 17, 63):
-        expected = grad(plain_cost)(params, X[i:i + 1], Y[i:i + 1], "sigmoid")
+        expected = grad(plain_cost)(params, X[i : i + 1], Y[i : i + 1], "sigmoid")
         assert_trees_close({k: g[i] for k, g in per_sample.items()}, expected, torch.float32)
 
 
@@ -278,8 +295,9 @@ def test_readme_ensemble(tmp_path, monkeypatch):
     for i, model in enumerate(s["models"]):
         single = {k: p.detach() for k, p in model.named_parameters()}
         assert_close(s["Z2"][i], plain_logits(single, X, "tanh"), torch.float32)
-        expected = grad(lambda p: torch.nn.functional.binary_cross_entropy_with_logits(
-            plain_logits(p, X, "tanh"), Y))(single)
+        expected = grad(lambda p: torch.nn.functional.binary_cross_entropy_with_logits(plain_logits(p, X, "tanh"), Y))(
+            single
+        )
         assert_trees_close({k: g[i] for k, g in s["gradients"].items()}, expected, torch.float32)
 
 

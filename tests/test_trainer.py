@@ -57,9 +57,10 @@ def test_plain_gradient_descent_is_torch_sgd_bit_for_bit(frozen):
         for net in nets:
             net.cost(X, Y).backward()  # a gradient from before the parameter was frozen, which must not be used
             getattr(net, frozen).requires_grad_(False)
-    histories = [fit(nets[0], X, Y, TrainConfig(lr=0.7, max_epochs=300, tol=0)),
-                 fit(nets[1], X, Y, TrainConfig(max_epochs=300, tol=0),
-                     optimizer=torch.optim.SGD(nets[1].parameters(), lr=0.7))]
+    histories = [
+        fit(nets[0], X, Y, TrainConfig(lr=0.7, max_epochs=300, tol=0)),
+        fit(nets[1], X, Y, TrainConfig(max_epochs=300, tol=0), optimizer=torch.optim.SGD(nets[1].parameters(), lr=0.7)),
+    ]
     assert histories[0].costs == histories[1].costs
     for p, q in zip(*(net.parameters() for net in nets)):
         assert torch.equal(p, q)
@@ -111,8 +112,9 @@ def test_any_optimizer():
 
 def test_tensorboard_holds_the_history(tmp_path):
     X, Y = planar()
-    history = fit(seeded_net(), X, Y, TrainConfig(max_epochs=50, log_dir=tmp_path, log_every=7),
-                  hparams={"dataset": "planar"})
+    history = fit(
+        seeded_net(), X, Y, TrainConfig(max_epochs=50, log_dir=tmp_path, log_every=7), hparams={"dataset": "planar"}
+    )
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # hparams did not split off a sub-run
     events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
@@ -135,8 +137,9 @@ def test_bad_input_fails_before_any_output(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("field, value", [("lr", 0), ("lr", math.nan), ("max_epochs", 0), ("tol", -1.0),
-                                          ("log_every", 0)])
+@pytest.mark.parametrize(
+    "field, value", [("lr", 0), ("lr", math.nan), ("max_epochs", 0), ("tol", -1.0), ("log_every", 0)]
+)
 def test_bad_config(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -171,8 +174,12 @@ class JumpTo(torch.optim.SGD):
 def constant_logits(c: float) -> list[torch.Tensor]:
     """θ of ShallowNet(2, 4) with Z2 = -c for every sample: on the planar data, where half the labels are 1,
     J = softplus(-c) + c/2."""
-    return [torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.float64),
-            torch.zeros(1, 4, dtype=torch.float64), torch.full((1,), -c, dtype=torch.float64)]
+    return [
+        torch.zeros(4, 2, dtype=torch.float64),
+        torch.zeros(4, dtype=torch.float64),
+        torch.zeros(1, 4, dtype=torch.float64),
+        torch.full((1,), -c, dtype=torch.float64),
+    ]
 
 
 @pytest.mark.parametrize("start", [None, 6.0], ids=["J0 below 1", "J0 about 3"])

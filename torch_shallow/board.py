@@ -72,7 +72,7 @@ def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: 
     grid = torch.cartesian_prod(v, u).flip(1)  # row-major over the image: (v, u) pairs as (x1, x2) points
     grid = grid.to(device=model.W1.device, dtype=model.W1.dtype)
     block_rows = auto_block_rows(model.W1)
-    p = torch.cat([model.predict_proba(grid[a:a + block_rows])[:, 0] for a in range(0, len(grid), block_rows)])
+    p = torch.cat([model.predict_proba(grid[a : a + block_rows])[:, 0] for a in range(0, len(grid), block_rows)])
     image = field_colours(p.double().cpu().reshape(size, size))  # (size, size, 3)
     col = ((X[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
     row = ((high[1] - X[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
@@ -103,11 +103,11 @@ def colour_key(width: int) -> Tensor:
     top = (PAD, KEY_ROWS // 2 + PAD // 2)  # the two lines' first pixel rows
     x = PAD
     for label, colour in enumerate(DARK.double()):
-        key[top[0]:top[0] + SWATCH, x:x + SWATCH] = colour
+        key[top[0] : top[0] + SWATCH, x : x + SWATCH] = colour
         x = _write(draw, font, x + SWATCH + 4, top[0], f"y = {label}") + 3 * PAD
     start = _write(draw, font, PAD, top[1], "P(y = 1 | x):  0") + 4
     end = max(width - PAD - round(draw.textlength("1", font=font)) - 4, start)
-    key[top[1]:top[1] + SWATCH, start:end] = field_colours(torch.linspace(0, 1, end - start))
+    key[top[1] : top[1] + SWATCH, start:end] = field_colours(torch.linspace(0, 1, end - start))
     _write(draw, font, end + 4, top[1], "1")
     ink = torch.from_numpy(np.array(text)).double().unsqueeze(-1) / 255  # (KEY_ROWS, width, 1) text coverage
     return key * (1 - ink) + INK.double() * ink
@@ -141,8 +141,9 @@ class RunWriter(SummaryWriter):
     def add_step_scalars(self, scalars: dict[str, float], step: int) -> None:
         """Several scalars of one step, in one event of the values ``add_scalar`` writes (``simple_value``)."""
         now = time.time()
-        self._pending.append((Summary(value=[Summary.Value(tag=tag, simple_value=value)
-                                             for tag, value in scalars.items()]), step, now))
+        self._pending.append(
+            (Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]), step, now)
+        )
         if len(self._pending) >= self.PENDING_STEPS or now - self._pending[0][2] >= self.PENDING_SECONDS:
             self._hand_over()
 
@@ -180,10 +181,12 @@ def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y:
 
 def write_layout(writer: SummaryWriter) -> None:
     """A Custom Scalars layout with training and validation curves in one chart each."""
-    writer.add_custom_scalars({
-        "cost": {"train and validation": ["Multiline", ["cost/train", "cost/val"]]},
-        "accuracy": {"train and validation": ["Multiline", ["accuracy/train", "accuracy/val"]]},
-    })
+    writer.add_custom_scalars(
+        {
+            "cost": {"train and validation": ["Multiline", ["cost/train", "cost/val"]]},
+            "accuracy": {"train and validation": ["Multiline", ["accuracy/train", "accuracy/val"]]},
+        }
+    )
 
 
 # Rows of X the graph is traced with: enough that the shapes read as a batch, (8, d), not as one sample's (1, d).

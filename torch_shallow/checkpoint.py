@@ -20,8 +20,17 @@ from .run import fingerprint_changes
 
 FORMAT = "torch_shallow.checkpoint/2"
 # A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
-REQUIRED = {"model": dict, "optimizer": dict, "history": (dict, list), "rng": dict, "config": dict,
-            "hparams": (dict, list), "architecture": (dict, list), "optimizer_class": str, "data": dict}
+REQUIRED = {
+    "model": dict,
+    "optimizer": dict,
+    "history": (dict, list),
+    "rng": dict,
+    "config": dict,
+    "hparams": (dict, list),
+    "architecture": (dict, list),
+    "optimizer_class": str,
+    "data": dict,
+}
 # Optimizer settings that choose an implementation, not the update: a resumed run may differ in these.
 IMPLEMENTATION_OPTIONS = {"params", "foreach", "fused", "capturable", "differentiable"}
 
@@ -67,17 +76,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a directory; expected a checkpoint file, such as "
-                              f"{path / 'checkpoint.pt'}")
+        raise CheckpointError(
+            f"checkpoint {path} is a directory; expected a checkpoint file, such as {path / 'checkpoint.pt'}"
+        )
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist" if not path.exists() else
-                              f"checkpoint {path} is not a regular file")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist" if not path.exists() else f"checkpoint {path} is not a regular file"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # whatever a damaged file makes the reader raise, the answer is the same
         # torch's own message advises loading with weights_only=False, which would run a tampered file's code
-        raise CheckpointError(f"checkpoint {path} cannot be read: it is truncated, corrupt or not a checkpoint "
-                              f"({type(error).__name__})") from error
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read: it is truncated, corrupt or not a checkpoint ({type(error).__name__})"
+        ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {FORMAT} file")
     for key, kind in REQUIRED.items():
@@ -88,9 +100,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def training_state(trainee: Any, history: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any],
-                   hparams: dict[str, object] | list[dict[str, object]], data: dict[str, Any],
-                   trained: dict[str, Tensor] | None = None, best: list[Tensor] | None = None) -> dict[str, Any]:
+def training_state(
+    trainee: Any,
+    history: dict[str, Any] | list[dict[str, Any]],
+    config: dict[str, Any],
+    hparams: dict[str, object] | list[dict[str, object]],
+    data: dict[str, Any],
+    trained: dict[str, Tensor] | None = None,
+    best: list[Tensor] | None = None,
+) -> dict[str, Any]:
     """Everything a resumed run needs, and what tells whether it is resumed into the same run. ``trainee`` is what
     the trainer trains (one model and its optimizer, or a stack of models; see ``trainer.fit`` and
     ``sweep.fit_many``): it gives its weights, optimizer state, architecture and optimizer class.
@@ -103,9 +121,17 @@ def training_state(trainee: Any, history: dict[str, Any] | list[dict[str, Any]],
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     weights = trainee.weights()
-    state = {"model": weights if trained is None else trained, "optimizer": trainee.optimizer_state(),
-             "history": history, "rng": rng, "config": config, "hparams": hparams,
-             "architecture": trainee.architecture(), "optimizer_class": trainee.optimizer_class, "data": data}
+    state = {
+        "model": weights if trained is None else trained,
+        "optimizer": trainee.optimizer_state(),
+        "history": history,
+        "rng": rng,
+        "config": config,
+        "hparams": hparams,
+        "architecture": trainee.architecture(),
+        "optimizer_class": trainee.optimizer_class,
+        "data": data,
+    }
     if best is not None:
         state["best"] = dict(zip(weights, best))
         state["restored_best"] = trained is not None
@@ -120,9 +146,14 @@ def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
 
 def architecture(model: nn.Module) -> dict[str, object]:
     """What a checkpoint's weights mean: the model's sizes, activation, output and dtype."""
-    return {"in_features": model.in_features, "hidden_features": model.hidden_features,
-            "out_features": model.out_features, "activation": model.activation, "output": model.output,
-            "dtype": str(model.W1.dtype).removeprefix("torch.")}
+    return {
+        "in_features": model.in_features,
+        "hidden_features": model.hidden_features,
+        "out_features": model.out_features,
+        "activation": model.activation,
+        "output": model.output,
+        "dtype": str(model.W1.dtype).removeprefix("torch."),
+    }
 
 
 def resume_state(path: str | Path, trainee: Any, data: dict[str, Any] | None) -> dict[str, Any]:
@@ -134,8 +165,11 @@ def resume_state(path: str | Path, trainee: Any, data: dict[str, Any] | None) ->
         CheckpointError: the file cannot be used, or any of these differ, each difference named.
     """
     state = load_checkpoint(path)
-    problems = [f"the model was {_describe(state['architecture'])}, now {_describe(trainee.architecture())}"] if (
-        state["architecture"] != trainee.architecture()) else []
+    problems = (
+        [f"the model was {_describe(state['architecture'])}, now {_describe(trainee.architecture())}"]
+        if (state["architecture"] != trainee.architecture())
+        else []
+    )
     if state["optimizer_class"] != trainee.optimizer_class:
         problems.append(f"the optimizer was {state['optimizer_class']}, now {trainee.optimizer_class}")
     else:
@@ -143,9 +177,11 @@ def resume_state(path: str | Path, trainee: Any, data: dict[str, Any] | None) ->
     if data is not None:
         problems += [f"the training data changed: {change}" for change in fingerprint_changes(state["data"], data)]
     if problems:
-        raise CheckpointError(f"checkpoint {path} belongs to another run: {'; '.join(problems)}. A resumed run "
-                              "continues with the model, data and hyperparameters it started with; to train its "
-                              "weights otherwise, start a new run from them (the command line's --init-from)")
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run: {'; '.join(problems)}. A resumed run "
+            "continues with the model, data and hyperparameters it started with; to train its "
+            "weights otherwise, start a new run from them (the command line's --init-from)"
+        )
     try:
         trainee.load(state["model"], state["optimizer"])
     except (RuntimeError, ValueError, TypeError, KeyError) as error:
@@ -160,8 +196,10 @@ def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
     if isinstance(a, list):
         return f"a stack of {len(a)} models: " + ", ".join(_describe(one) for one in a)
     output = f", output={a['output']!r}" if a.get("output", "sigmoid") != "sigmoid" else ""
-    return (f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
-            f"activation={a['activation']!r}{output}, {a['dtype']})")
+    return (
+        f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
+        f"activation={a['activation']!r}{output}, {a['dtype']})"
+    )
 
 
 def optimizer_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -169,5 +207,9 @@ def optimizer_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     saved, now = saved["param_groups"], now["param_groups"]
     if len(saved) != len(now):
         return [f"the optimizer had {len(saved)} parameter groups, now {len(now)}"]
-    return [f"{key} was {a.get(key)!r}, now {b.get(key)!r}" for a, b in zip(saved, now)
-            for key in sorted((set(a) | set(b)) - IMPLEMENTATION_OPTIONS) if a.get(key) != b.get(key)]
+    return [
+        f"{key} was {a.get(key)!r}, now {b.get(key)!r}"
+        for a, b in zip(saved, now)
+        for key in sorted((set(a) | set(b)) - IMPLEMENTATION_OPTIONS)
+        if a.get(key) != b.get(key)
+    ]

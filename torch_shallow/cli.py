@@ -82,43 +82,60 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     parser = argparse.ArgumentParser(prog="torch-shallow", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train a ShallowNet by full-batch gradient descent",
+        "train",
+        help="train a ShallowNet by full-batch gradient descent",
         description="Train a one-hidden-layer network by full-batch gradient descent and log it to TensorBoard. "
-                    "The defaults reproduce the planar experiment.")
+        "The defaults reproduce the planar experiment.",
+    )
     _data_options(train)
     model = _model_options(train)
     model.add_argument("--hidden", type=positive_int, default=4, help="d1, the number of hidden units" + DEFAULT)
-    model.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid",
-                       help="hidden activation σ" + DEFAULT)
+    model.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), default="sigmoid", help="hidden activation σ" + DEFAULT
+    )
     model.add_argument("--seed", type=int, default=0, help="seed of the initial parameters θ(0)" + DEFAULT)
     model.add_argument("--save", type=Path, help="write the trained model's state_dict to this file")
     training = _training_options(train)
     training.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="learning rate α" + DEFAULT)
     faults = _run_options(train, "run")
-    faults.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
-                        help="start a new run from the weights in CHECKPOINT (and its --hidden and --activation)")
+    faults.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start a new run from the weights in CHECKPOINT (and its --hidden and --activation)",
+    )
 
     sweep = commands.add_parser(
-        "sweep", help="train a grid of ShallowNets at once, one batched pass per epoch",
+        "sweep",
+        help="train a grid of ShallowNets at once, one batched pass per epoch",
         description="Train every combination of hidden size, activation, learning rate and seed at once, as one "
-                    "stack of models (fit_many), print a table of them sorted by final cost and log one TensorBoard "
-                    "run per model.")
+        "stack of models (fit_many), print a table of them sorted by final cost and log one TensorBoard "
+        "run per model.",
+    )
     _data_options(sweep)
     model = _model_options(sweep)
     model.add_argument("--hidden", type=positive_int, nargs="+", default=[4], help="hidden sizes d1" + DEFAULT)
-    model.add_argument("--activation", choices=sorted(ACTIVATIONS), nargs="+", default=["sigmoid"],
-                       help="hidden activations σ" + DEFAULT)
+    model.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        nargs="+",
+        default=["sigmoid"],
+        help="hidden activations σ" + DEFAULT,
+    )
     model.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of θ(0)" + DEFAULT)
     training = _training_options(sweep)
-    training.add_argument("--lr", type=positive_float, nargs="+", default=[TrainConfig.lr],
-                          help="learning rates α" + DEFAULT)
+    training.add_argument(
+        "--lr", type=positive_float, nargs="+", default=[TrainConfig.lr], help="learning rates α" + DEFAULT
+    )
     _run_options(sweep, "sweep")
 
     convert = commands.add_parser(
-        "convert", help="write a CSV or Parquet file as on-disk data for --data",
+        "convert",
+        help="write a CSV or Parquet file as on-disk data for --data",
         description="Write X.npy and Y.npy in DIR from a CSV file with a header row, in one streaming pass (a pipe "
-                    "such as /dev/stdin works), or from a Parquet file, so that files larger than memory convert "
-                    "too. The files appear only when the whole input has converted.")
+        "such as /dev/stdin works), or from a Parquet file, so that files larger than memory convert "
+        "too. The files appear only when the whole input has converted.",
+    )
     convert.add_argument("csv", type=Path, metavar="FILE", help="the CSV file (a pipe works) or .parquet file")
     convert.add_argument("directory", type=Path, metavar="DIR", help="where to write X.npy and Y.npy")
     convert.add_argument("--label", help="the label column (default: the last column)")
@@ -134,19 +151,31 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", choices=sorted(DATASETS), default="planar", help="generated data set" + DEFAULT)
     source = data.add_mutually_exclusive_group()
     source.add_argument("--csv", type=Path, help="train on this CSV file instead (header row, numeric columns)")
-    source.add_argument("--data", type=Path, metavar="PATH",
-                        help="train on on-disk data instead: a directory of X.npy and Y.npy (see the convert "
-                             "command), or a .parquet file, read block by block")
+    source.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="train on on-disk data instead: a directory of X.npy and Y.npy (see the convert "
+        "command), or a .parquet file, read block by block",
+    )
     data.add_argument("--label", help="the label column of --csv or a .parquet --data (default: the last column)")
-    data.add_argument("--val-fraction", type=fraction, metavar="F",
-                      help="hold out this fraction of the rows, stratified by label, as validation data")
+    data.add_argument(
+        "--val-fraction",
+        type=fraction,
+        metavar="F",
+        help="hold out this fraction of the rows, stratified by label, as validation data",
+    )
     data.add_argument("--split-seed", type=int, default=0, help="seed of the validation split" + DEFAULT)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     model = parser.add_argument_group("model")
-    model.add_argument("--output", choices=OUTPUTS, default="sigmoid",
-                       help="output units: sigmoid (0/1 labels) or softmax (K classes, labels 0..K-1)" + DEFAULT)
+    model.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default="sigmoid",
+        help="output units: sigmoid (0/1 labels) or softmax (K classes, labels 0..K-1)" + DEFAULT,
+    )
     model.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter and data dtype" + DEFAULT)
     model.add_argument("--device", type=device_name, default="cpu", help="torch device, e.g. cpu or cuda" + DEFAULT)
     return model
@@ -154,36 +183,61 @@ def _model_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 def _training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=TrainConfig.max_epochs,
-                          help="maximum number of epochs" + DEFAULT)
-    training.add_argument("--tol", type=non_negative_float, default=TrainConfig.tol,
-                          help="stop when |ΔJ| < tol; 0 turns it off" + DEFAULT)
-    training.add_argument("--patience", type=positive_int,
-                          help="early stopping: stop when the validation cost has not improved for this many "
-                               "evaluations, keeping the best epoch's parameters (needs --val-fraction)")
+    training.add_argument(
+        "--epochs", type=positive_int, default=TrainConfig.max_epochs, help="maximum number of epochs" + DEFAULT
+    )
+    training.add_argument(
+        "--tol", type=non_negative_float, default=TrainConfig.tol, help="stop when |ΔJ| < tol; 0 turns it off" + DEFAULT
+    )
+    training.add_argument(
+        "--patience",
+        type=positive_int,
+        help="early stopping: stop when the validation cost has not improved for this many "
+        "evaluations, keeping the best epoch's parameters (needs --val-fraction)",
+    )
     return training
 
 
 def _run_options(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
     log = parser.add_argument_group("logging")
-    log.add_argument("--log-dir", type=Path,
-                     help=f"TensorBoard directory of the {what} (default: runs/<experiment>-"
-                          f"{'sweep-' if what == 'sweep' else ''}<timestamp>); a taken name gets a suffix -2, -3, ...")
-    log.add_argument("--log-every", type=positive_int,
-                     help="log scalars, and evaluate the validation data, every k epochs (default: about 1,000 "
-                          "points per run)")
+    log.add_argument(
+        "--log-dir",
+        type=Path,
+        help=f"TensorBoard directory of the {what} (default: runs/<experiment>-"
+        f"{'sweep-' if what == 'sweep' else ''}<timestamp>); a taken name gets a suffix -2, -3, ...",
+    )
+    log.add_argument(
+        "--log-every",
+        type=positive_int,
+        help="log scalars, and evaluate the validation data, every k epochs (default: about 1,000 points per run)",
+    )
     log.add_argument("--no-log", action="store_true", help="write no TensorBoard output")
     faults = parser.add_argument_group("checkpoints")
-    faults.add_argument("--checkpoint", type=Path,
-                        help=f"checkpoint file (default: checkpoint.pt in the {what}'s directory; none with --no-log)")
-    faults.add_argument("--checkpoint-every", type=positive_int, default=TrainConfig.checkpoint_every,
-                        help="epochs between checkpoints" + DEFAULT)
-    faults.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                        help=f"continue the {what} saved in CHECKPOINT, in its directory; only --epochs, --tol, "
-                             "--log-every, --checkpoint-every, --device, --timeout (and, for train, --save) may "
-                             "change, and the data's place")
-    faults.add_argument("--timeout", type=positive_float, default=300.0,
-                        help="under torchrun, seconds a process waits for the others before failing" + DEFAULT)
+    faults.add_argument(
+        "--checkpoint",
+        type=Path,
+        help=f"checkpoint file (default: checkpoint.pt in the {what}'s directory; none with --no-log)",
+    )
+    faults.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=TrainConfig.checkpoint_every,
+        help="epochs between checkpoints" + DEFAULT,
+    )
+    faults.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help=f"continue the {what} saved in CHECKPOINT, in its directory; only --epochs, --tol, "
+        "--log-every, --checkpoint-every, --device, --timeout (and, for train, --save) may "
+        "change, and the data's place",
+    )
+    faults.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        help="under torchrun, seconds a process waits for the others before failing" + DEFAULT,
+    )
     return faults
 
 
@@ -207,8 +261,18 @@ def given_options(argv: list[str]) -> set[str]:
 # What a resumed run may change: how long it goes on and how it is recorded, where it runs, and where its data now
 # lies (--dataset, --csv, --data, --label), which the checkpoint's data fingerprint checks. What defines the run
 # must stay as it was; options that say where a new run writes have no meaning for it.
-RESUME_KEEPS = ("hidden", "activation", "output", "seed", "seeds", "dtype", "lr", "val_fraction", "split_seed",
-                "patience")
+RESUME_KEEPS = (
+    "hidden",
+    "activation",
+    "output",
+    "seed",
+    "seeds",
+    "dtype",
+    "lr",
+    "val_fraction",
+    "split_seed",
+    "patience",
+)
 RESUME_REFUSES = ("log_dir", "checkpoint", "no_log", "init_from")
 DATA_ARGUMENTS = ("dataset", "csv", "data", "label")
 # Stored in the checkpoint, read back by --resume and --init-from; the model's sizes, activation, output and dtype
@@ -222,8 +286,14 @@ def flag(dest: str) -> str:
 
 def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
     """Options that contradict each other, or that would have no effect: refused, never silently dropped."""
-    pairs = [("dataset", "csv"), ("dataset", "data"), ("no_log", "log_dir"), ("init_from", "seed"),
-             ("val_fraction", "data"), ("resume", "init_from")]
+    pairs = [
+        ("dataset", "csv"),
+        ("dataset", "data"),
+        ("no_log", "log_dir"),
+        ("init_from", "seed"),
+        ("val_fraction", "data"),
+        ("resume", "init_from"),
+    ]
     clashes = [f"{flag(a)} with {flag(b)}" for a, b in pairs if {a, b} <= given]
     if {"no_log", "log_every"} <= given and args.val_fraction is None:  # with validation data it sets how often
         clashes.append("--no-log with --log-every and no --val-fraction")  # early stopping looks
@@ -250,8 +320,10 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
     saved = load_checkpoint(args.resume)
     sweep = isinstance(saved["history"], list)
     if sweep != (args.command == "sweep"):
-        raise CheckpointError(f"checkpoint {args.resume} is a {'sweep' if sweep else 'single run'}'s: resume it "
-                              f"with torch-shallow {'sweep' if sweep else 'train'} --resume")
+        raise CheckpointError(
+            f"checkpoint {args.resume} is a {'sweep' if sweep else 'single run'}'s: resume it "
+            f"with torch-shallow {'sweep' if sweep else 'train'} --resume"
+        )
     runs = saved["hparams"] if sweep else [saved["hparams"]]
     models = saved["architecture"] if sweep else [saved["architecture"]]
     if any(name not in runs[0] for name in RUN_ARGUMENTS if hasattr(args, name)):  # a sweep has no --save
@@ -259,31 +331,47 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
     config = dict(saved["config"])
     kept = {**runs[0], "output": models[0]["output"], "dtype": models[0]["dtype"], "patience": config["patience"]}
     if sweep:
-        kept.update(hidden=_unique(m["hidden_features"] for m in models),
-                    activation=_unique(m["activation"] for m in models),
-                    seeds=_unique(r["seed"] for r in runs), lr=_unique(saved["optimizer"]["lrs"]))
+        kept.update(
+            hidden=_unique(m["hidden_features"] for m in models),
+            activation=_unique(m["activation"] for m in models),
+            seeds=_unique(r["seed"] for r in runs),
+            lr=_unique(saved["optimizer"]["lrs"]),
+        )
     else:
         kept.update(hidden=models[0]["hidden_features"], activation=models[0]["activation"], lr=config["lr"])
-    changed = [f"{flag(name)} {_show(getattr(args, name))} (the run's: {_show(kept[name])})" for name in RESUME_KEEPS
-               if name in given and _comparable(getattr(args, name)) != _comparable(kept[name])]
+    changed = [
+        f"{flag(name)} {_show(getattr(args, name))} (the run's: {_show(kept[name])})"
+        for name in RESUME_KEEPS
+        if name in given and _comparable(getattr(args, name)) != _comparable(kept[name])
+    ]
     if changed:
-        advice = (f"start a new run from its weights with --init-from {args.resume}" if not sweep else
-                  "start a new sweep")
-        raise ValueError(f"cannot resume {args.resume} with {', '.join(changed)}: a resumed run keeps its model and "
-                         f"hyperparameters; to train with these, {advice}")
+        advice = (
+            f"start a new run from its weights with --init-from {args.resume}" if not sweep else "start a new sweep"
+        )
+        raise ValueError(
+            f"cannot resume {args.resume} with {', '.join(changed)}: a resumed run keeps its model and "
+            f"hyperparameters; to train with these, {advice}"
+        )
     if not given & {"csv", "data", "dataset"}:  # the run's own data, unless told where it lies now
         for name in DATA_ARGUMENTS:
             setattr(args, name, runs[0][name])
-    for name in ("val_fraction", "split_seed", "output", "dtype", *([] if "device" in given else ["device"]),
-                 *([] if "save" in given or sweep else ["save"])):
+    for name in (
+        "val_fraction",
+        "split_seed",
+        "output",
+        "dtype",
+        *([] if "device" in given else ["device"]),
+        *([] if "save" in given or sweep else ["save"]),
+    ):
         setattr(args, name, kept.get(name, runs[0].get(name)))
     if not sweep and args.save is not None:
         args.save = Path(args.save)  # the model file the run was asked to write, unless told another
     args.csv, args.data = (None if v is None else Path(v) for v in (args.csv, args.data))
     for name, path in (("csv", args.csv), ("data", args.data)):
         if path is not None and not path.exists():
-            raise ValueError(f"the run's data {path} is not there; if it has moved, give its new place with "
-                             f"{flag(name)}")
+            raise ValueError(
+                f"the run's data {path} is not there; if it has moved, give its new place with {flag(name)}"
+            )
     epochs = max(h["epochs"] for h in (saved["history"] if sweep else [saved["history"]]))
     if "epochs" in given and args.epochs < epochs:
         raise ValueError(f"--epochs {args.epochs}: the run has already taken {epochs} epochs")
@@ -291,11 +379,20 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
     log_dir = config["log_dir"]
     if log_dir is not None and Path(config["checkpoint"]).parent == Path(log_dir):
         log_dir = checkpoint.parent  # the run directory, even if it was moved or copied since
-    config.update(log_dir=log_dir, checkpoint=checkpoint,
-                  **{key: getattr(args, dest) for key, dest in (("max_epochs", "epochs"), ("tol", "tol"),
-                                                                 ("log_every", "log_every"),
-                                                                 ("checkpoint_every", "checkpoint_every"))
-                     if dest in given})
+    config.update(
+        log_dir=log_dir,
+        checkpoint=checkpoint,
+        **{
+            key: getattr(args, dest)
+            for key, dest in (
+                ("max_epochs", "epochs"),
+                ("tol", "tol"),
+                ("log_every", "log_every"),
+                ("checkpoint_every", "checkpoint_every"),
+            )
+            if dest in given
+        },
+    )
     args.saved = saved
     return TrainConfig(**config)
 
@@ -315,14 +412,16 @@ def _show(value: object) -> str:
 def check_data_paths(args: argparse.Namespace) -> None:
     """The data options name files that are there, before anything else happens."""
     if args.csv is not None and not args.csv.is_file():
-        raise ValueError(f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else
-                                                  "no such file"))
+        raise ValueError(
+            f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else "no such file")
+        )
     if args.data is not None and not (args.data.is_dir() or (args.data.is_file() and args.data.suffix == ".parquet")):
         raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a .parquet file")
 
 
-def load_data(args: argparse.Namespace, dtype: torch.dtype,
-              device: torch.device) -> tuple[str, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+def load_data(
+    args: argparse.Namespace, dtype: torch.dtype, device: torch.device
+) -> tuple[str, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
     """(experiment name, X, Y, validation data or None): this process's shard of the rows under torchrun, all of
     them otherwise. Softmax outputs take labels 0..K-1 as one-hot rows."""
     rank, size = world()
@@ -367,13 +466,15 @@ def stratified_split(Y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Ten
     for c in classes.unique():
         rows = (classes == c).nonzero().reshape(-1)
         rows = rows[torch.randperm(len(rows), generator=g)]
-        held.append(rows[:round(fraction * len(rows))])
+        held.append(rows[: round(fraction * len(rows))])
     val_rows = torch.cat(held).sort().values
     keep = torch.ones(len(classes), dtype=torch.bool)
     keep[val_rows] = False
     if not keep.any() or len(val_rows) == 0:
-        raise ValueError(f"--val-fraction {fraction} leaves no {'training' if not keep.any() else 'validation'} rows "
-                         f"of the {len(classes)}")
+        raise ValueError(
+            f"--val-fraction {fraction} leaves no {'training' if not keep.any() else 'validation'} rows "
+            f"of the {len(classes)}"
+        )
     return keep.nonzero().reshape(-1), val_rows
 
 
@@ -410,13 +511,24 @@ def prepare(args: argparse.Namespace, given: set[str]) -> tuple[TrainConfig | No
 
 def run_settings(args: argparse.Namespace) -> dict[str, object]:
     """The options a resume reads back (with absolute paths); those set, for the HParams view too."""
-    return {name: str(value.absolute()) if isinstance(value, Path) else value for name, value in vars(args).items()
-            if name in RUN_ARGUMENTS}
+    return {
+        name: str(value.absolute()) if isinstance(value, Path) else value
+        for name, value in vars(args).items()
+        if name in RUN_ARGUMENTS
+    }
 
 
 def new_config(args: argparse.Namespace, log_dir: Path | None, checkpoint: Path | None, lr: float) -> TrainConfig:
-    return TrainConfig(lr=lr, max_epochs=args.epochs, tol=args.tol, log_dir=log_dir, log_every=args.log_every,
-                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, patience=args.patience)
+    return TrainConfig(
+        lr=lr,
+        max_epochs=args.epochs,
+        tol=args.tol,
+        log_dir=log_dir,
+        log_every=args.log_every,
+        checkpoint=checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        patience=args.patience,
+    )
 
 
 @contextlib.contextmanager
@@ -434,16 +546,21 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
     config, device, rank = prepare(args, given)
     init = None if args.init_from is None else load_checkpoint(args.init_from)
     if init is not None and isinstance(init["architecture"], list):
-        raise CheckpointError(f"--init-from {args.init_from}: this is a sweep's checkpoint, of "
-                              f"{len(init['architecture'])} models; --init-from takes a single run's")
+        raise CheckpointError(
+            f"--init-from {args.init_from}: this is a sweep's checkpoint, of "
+            f"{len(init['architecture'])} models; --init-from takes a single run's"
+        )
     if init is not None:
         for name, key in (("hidden", "hidden_features"), ("activation", "activation"), ("output", "output")):
             if name not in given:  # the model of the checkpoint's weights, unless told otherwise
                 setattr(args, name, init["architecture"][key])
     if config is not None:
         model = args.saved["architecture"]
-        args.hidden, args.activation, args.seed = model["hidden_features"], model["activation"], args.saved[
-            "hparams"]["seed"]
+        args.hidden, args.activation, args.seed = (
+            model["hidden_features"],
+            model["activation"],
+            args.saved["hparams"]["seed"],
+        )
     if args.save is not None and rank == 0:
         check_output_file(args.save.absolute(), "--save", create_parent=False)
     dtype = DTYPES[args.dtype]
@@ -458,7 +575,8 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
             raise CheckpointError(
                 f"--init-from {args.init_from}: its weights are of a model with {saved['in_features']} inputs, "
                 f"{saved['hidden_features']} hidden units and {saved['out_features']} outputs; this one has "
-                f"{net.in_features}, {net.hidden_features} and {net.out_features}") from None
+                f"{net.in_features}, {net.hidden_features} and {net.out_features}"
+            ) from None
     log_dir = None
     if config is None:
         log_dir, checkpoint = start_run(args, experiment, rank, sweep=False)
@@ -472,8 +590,10 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
     if rank != 0:
         return
     if already is not None and history.epochs == already:
-        print(f"{args.resume}: the run had already ended ({history.stop_reason}) after {already} epochs; nothing "
-              "more to train (--epochs, or a smaller --tol, lets it go on)")
+        print(
+            f"{args.resume}: the run had already ended ({history.stop_reason}) after {already} epochs; nothing "
+            "more to train (--epochs, or a smaller --tol, lets it go on)"
+        )
     print(f"{experiment}: {history.summary()}")
     if args.save is not None:
         torch.save(net.state_dict(), args.save)
@@ -486,11 +606,18 @@ def sweep(args: argparse.Namespace, given: set[str]) -> None:
     config, device, rank = prepare(args, given)
     if config is not None:
         runs, models = args.saved["hparams"], args.saved["architecture"]
-        grid = [(m["hidden_features"], m["activation"], lr, r["seed"])
-                for m, r, lr in zip(models, runs, args.saved["optimizer"]["lrs"])]
+        grid = [
+            (m["hidden_features"], m["activation"], lr, r["seed"])
+            for m, r, lr in zip(models, runs, args.saved["optimizer"]["lrs"])
+        ]
     else:
-        grid = [(h, a, lr, seed) for a in dict.fromkeys(args.activation) for h in dict.fromkeys(args.hidden)
-                for lr in dict.fromkeys(args.lr) for seed in dict.fromkeys(args.seeds)]
+        grid = [
+            (h, a, lr, seed)
+            for a in dict.fromkeys(args.activation)
+            for h in dict.fromkeys(args.hidden)
+            for lr in dict.fromkeys(args.lr)
+            for seed in dict.fromkeys(args.seeds)
+        ]
     dtype = DTYPES[args.dtype]
     experiment, X, Y, val = load_data(args, dtype, device)
     nets = []
@@ -506,8 +633,17 @@ def sweep(args: argparse.Namespace, given: set[str]) -> None:
     hparams = [{**settings, "seed": seed} for *_, seed in grid]
     names = [f"h{h}-{a}-lr{lr:g}-s{seed}" for h, a, lr, seed in grid]
     with removed_if_empty(log_dir):
-        histories = fit_many(nets, X, Y, config, lrs=[lr for _, _, lr, _ in grid], val=val, hparams=hparams,
-                             run_names=names, resume_from=args.resume)
+        histories = fit_many(
+            nets,
+            X,
+            Y,
+            config,
+            lrs=[lr for _, _, lr, _ in grid],
+            val=val,
+            hparams=hparams,
+            run_names=names,
+            resume_from=args.resume,
+        )
     if rank != 0:
         return
     print(sweep_table(grid, histories))
@@ -519,14 +655,20 @@ def sweep_table(grid: list[tuple[int, str, float, int]], histories: list[History
     """Every model of a sweep, sorted by final cost."""
     rows = sorted(zip(grid, histories), key=lambda row: (math.isnan(row[1].final_cost), row[1].final_cost))
     val = any(h.val_accuracy is not None for h in histories)
-    header = f"{'hidden':>6}  {'activation':<10}  {'lr':>8}  {'seed':>4}  {'final cost':>10}  {'accuracy':>8}  " + (
-        f"{'val acc':>8}  " if val else "") + f"{'epochs':>7}  stop reason"
+    header = (
+        f"{'hidden':>6}  {'activation':<10}  {'lr':>8}  {'seed':>4}  {'final cost':>10}  {'accuracy':>8}  "
+        + (f"{'val acc':>8}  " if val else "")
+        + f"{'epochs':>7}  stop reason"
+    )
     lines = [header, "-" * len(header)]
     for (h, a, lr, seed), history in rows:
-        val_acc = (f"{100 * history.val_accuracy:7.2f}%  " if history.val_accuracy is not None else " " * 10) if val \
-            else ""
-        lines.append(f"{h:>6}  {a:<10}  {lr:>8g}  {seed:>4}  {history.final_cost:>10.6f}  "
-                     f"{100 * history.train_accuracy:7.2f}%  {val_acc}{history.epochs:>7}  {history.stop_reason}")
+        val_acc = (
+            (f"{100 * history.val_accuracy:7.2f}%  " if history.val_accuracy is not None else " " * 10) if val else ""
+        )
+        lines.append(
+            f"{h:>6}  {a:<10}  {lr:>8g}  {seed:>4}  {history.final_cost:>10.6f}  "
+            f"{100 * history.train_accuracy:7.2f}%  {val_acc}{history.epochs:>7}  {history.stop_reason}"
+        )
     return "\n".join(lines)
 
 
@@ -559,8 +701,10 @@ def main(argv: list[str] | None = None) -> int:
         if world()[0] == 0:
             how = f"; resume with: {resume_command(args.command, stop.checkpoint)}" if stop.checkpoint else ""
             epochs = max(h.epochs for h in stop.history) if isinstance(stop.history, list) else stop.history.epochs
-            print(f"torch-shallow: interrupted by {signal.Signals(stop.signal).name} after epoch {epochs}{how}",
-                  file=sys.stderr)
+            print(
+                f"torch-shallow: interrupted by {signal.Signals(stop.signal).name} after epoch {epochs}{how}",
+                file=sys.stderr,
+            )
         return 128 + stop.signal  # the shell's code for a program ended by that signal: 130 for SIGINT, 143 SIGTERM
     except TrainingDiverged as error:
         print(f"torch-shallow: {error}", file=sys.stderr)

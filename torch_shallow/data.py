@@ -62,21 +62,20 @@ def moons(n: int = 400, noise: float = 0.2, seed: int = 0, dtype: torch.dtype = 
     n_outer = n // 2
     s_outer = np.linspace(0, math.pi, n_outer)
     s_inner = np.linspace(0, math.pi, n - n_outer)
-    X = np.concatenate([np.c_[np.cos(s_outer), np.sin(s_outer)],
-                        np.c_[1 - np.cos(s_inner), 0.5 - np.sin(s_inner)]])
+    X = np.concatenate([np.c_[np.cos(s_outer), np.sin(s_outer)], np.c_[1 - np.cos(s_inner), 0.5 - np.sin(s_inner)]])
     y = np.r_[np.zeros(n_outer), np.ones(n - n_outer)]
     return _tensors(X + noise * rng.standard_normal(X.shape), y, dtype)
 
 
-def circles(n: int = 400, noise: float = 0.1, factor: float = 0.5, seed: int = 0,
-            dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+def circles(
+    n: int = 400, noise: float = 0.1, factor: float = 0.5, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
     """A circle of label 1 inside a circle of label 0, radius ratio ``factor`` (as ``make_circles``), with noise."""
     rng = np.random.default_rng(seed)
     n_outer = n // 2
     s_outer = np.linspace(0, 2 * math.pi, n_outer, endpoint=False)
     s_inner = np.linspace(0, 2 * math.pi, n - n_outer, endpoint=False)
-    X = np.concatenate([np.c_[np.cos(s_outer), np.sin(s_outer)],
-                        factor * np.c_[np.cos(s_inner), np.sin(s_inner)]])
+    X = np.concatenate([np.c_[np.cos(s_outer), np.sin(s_outer)], factor * np.c_[np.cos(s_inner), np.sin(s_inner)]])
     y = np.r_[np.zeros(n_outer), np.ones(n - n_outer)]
     return _tensors(X + noise * rng.standard_normal(X.shape), y, dtype)
 
@@ -94,8 +93,9 @@ _LINE_END = re.compile(rb"\r\n|\n|\r")  # as Python's csv module and Arrow end l
 _QUOTED_FIELD = re.compile(rb'(?:^|(?<=[,\r\n]))"[^"]*+(?:""[^"]*+)*+"(?=[,\r\n]|\Z)')
 
 
-def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32,
-             classes: bool = False) -> tuple[Tensor, Tensor]:
+def load_csv(
+    path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32, classes: bool = False
+) -> tuple[Tensor, Tensor]:
     """Load a CSV file with a header row: numeric feature columns and one column of 0/1 labels, or, with
     ``classes``, of class numbers 0, 1, ..., K - 1 (for softmax outputs).
 
@@ -119,8 +119,13 @@ def load_csv(path: str | Path, label: str | None = None, dtype: torch.dtype = to
     return _tensors(np.concatenate([X for X, _ in chunks]), np.concatenate([y for _, y in chunks]), dtype)
 
 
-def csv_chunks(path: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32,
-               block_size: int = BLOCK_SIZE, classes: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def csv_chunks(
+    path: str | Path,
+    label: str | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    block_size: int = BLOCK_SIZE,
+    classes: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Read a CSV file in one pass, block by block: (features (m, d), labels (m,)) in ``dtype`` for each block.
 
     The file is UTF-8 text (a leading byte-order mark is skipped): a header row naming the d + 1 columns, then one
@@ -154,8 +159,9 @@ def csv_chunks(path: str | Path, label: str | None = None, dtype: npt.DTypeLike 
         line, header, k, rest = _header(path, blocks, label)
         n = 0
         numbered, options = _numbered(f, itertools.chain([rest], blocks), line), _arrow_options(len(header))
-        for (block, first_line), parsed in _in_order(lambda item: _parsed(item[0], options, k, dtype, classes),
-                                                     numbered):
+        for (block, first_line), parsed in _in_order(
+            lambda item: _parsed(item[0], options, k, dtype, classes), numbered
+        ):
             X, y = parsed or _reread(path, block, first_line(), header, k, dtype, classes)
             if len(y):
                 n += len(y)
@@ -177,14 +183,15 @@ def label_column(columns: list[str], label: str | None, where: str) -> int:
     return columns.index(label)
 
 
-def rows_in_dtype(columns: list[np.ndarray], k: int, dtype: np.dtype,
-                  classes: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+def rows_in_dtype(
+    columns: list[np.ndarray], k: int, dtype: np.dtype, classes: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(features (m, d), labels (m,)) in ``dtype`` from d + 1 columns of m numbers, the labels from column k, each
     value rounded once; None if a value is NaN or inf or rounds to inf in ``dtype``, or a label is not 0 or 1 (with
     ``classes``, not a whole number ≥ 0)."""
     labels = columns[k]
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow gives inf, refused below
-        X = np.stack(columns[:k] + columns[k + 1:]).T.astype(dtype, order="C")  # stacked (d, m), then (m, d)
+        X = np.stack(columns[:k] + columns[k + 1 :]).T.astype(dtype, order="C")  # stacked (d, m), then (m, d)
     if not (np.isfinite(X).all() and valid_labels(labels, classes).all()):  # NaN is no label
         return None
     return X, labels.astype(dtype)
@@ -198,8 +205,10 @@ def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_boolean(kind):
         dtype = np.dtype(bool)
     else:
-        dtype = np.dtype(("f" if pa.types.is_floating(kind) else "i" if pa.types.is_signed_integer(kind) else "u")
-                         + str(kind.bit_width // 8))
+        dtype = np.dtype(
+            ("f" if pa.types.is_floating(kind) else "i" if pa.types.is_signed_integer(kind) else "u")
+            + str(kind.bit_width // 8)
+        )
     arrays = []
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         if len(chunk) == 0:
@@ -207,14 +216,15 @@ def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         data = chunk.buffers()[1]  # [0] is the validity bitmap, unused without nulls
         if dtype.kind == "b":
             bits = np.unpackbits(np.frombuffer(data, np.uint8), count=chunk.offset + len(chunk), bitorder="little")
-            arrays.append(bits[chunk.offset:].view(bool))
+            arrays.append(bits[chunk.offset :].view(bool))
         else:
             arrays.append(np.frombuffer(data, dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize))
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0, dtype)
 
 
-def _numbered(f: BinaryIO, blocks: Iterator[tuple[int, bytearray]],
-              line: int) -> Iterator[tuple[bytearray, Callable[[], int]]]:
+def _numbered(
+    f: BinaryIO, blocks: Iterator[tuple[int, bytearray]], line: int
+) -> Iterator[tuple[bytearray, Callable[[], int]]]:
     """(block, a function giving its first line) for each (offset in ``f``, block), the first block starting on
     ``line``. Only an error needs a line. A file's lines are counted when one is asked for, by reading the file again
     up to the block with positioned reads, which leave the reading where it is; a pipe, which cannot be read again,
@@ -267,9 +277,9 @@ def _blocks(f: BinaryIO, block_size: int) -> Iterator[tuple[int, bytearray]]:
     rest, size, offset = b"", block_size, 0
     while True:
         block = bytearray(len(rest) + size)  # read into: no copy of the block but the rest's
-        block[:len(rest)] = rest
-        got = f.readinto(memoryview(block)[len(rest):])
-        del block[len(rest) + got:]
+        block[: len(rest)] = rest
+        got = f.readinto(memoryview(block)[len(rest) :])
+        del block[len(rest) + got :]
         if not got:
             break
         end = _record_end(block)
@@ -321,14 +331,15 @@ def _line_count(data: bytes) -> int:
     return count
 
 
-def _header(path: Path, blocks: Iterator[tuple[int, bytearray]],
-            label: str | None) -> tuple[int, list[str], int, tuple[int, bytearray]]:
+def _header(
+    path: Path, blocks: Iterator[tuple[int, bytearray]], label: str | None
+) -> tuple[int, list[str], int, tuple[int, bytearray]]:
     """(the line after the header, the header's cells, the label column k, (offset, the rest of the header's
     block)): the first record that is not blank, read by Python's csv module, and checked."""
     first = 1  # the block's first line
     for offset, block in blocks:
         if offset == 0 and block.startswith(codecs.BOM_UTF8):
-            offset, block = len(codecs.BOM_UTF8), block[len(codecs.BOM_UTF8):]
+            offset, block = len(codecs.BOM_UTF8), block[len(codecs.BOM_UTF8) :]
         reader = _reader(block)
         record = next(_records(path, reader, first), None)
         if record is None:  # blank lines only
@@ -356,8 +367,9 @@ def _arrow_options(width: int) -> tuple[arrow_csv.ReadOptions, arrow_csv.Convert
     # _in_order)
     read = arrow_csv.ReadOptions(column_names=names, block_size=2**31 - 1, use_threads=False)
     # no null values: "" and "NA" are refused, "NaN" is read as NaN and refused, as with float()
-    convert = arrow_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[],
-                                       quoted_strings_can_be_null=False)
+    convert = arrow_csv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.float64()), null_values=[], quoted_strings_can_be_null=False
+    )
     return read, convert
 
 
@@ -365,22 +377,35 @@ def _arrow_options(width: int) -> tuple[arrow_csv.ReadOptions, arrow_csv.Convert
 _PARSE_OPTIONS = {quoted: arrow_csv.ParseOptions(newlines_in_values=quoted) for quoted in (False, True)}
 
 
-def _parsed(block: bytes, options: tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions], k: int,
-            dtype: np.dtype, classes: bool) -> tuple[np.ndarray, np.ndarray] | None:
+def _parsed(
+    block: bytes,
+    options: tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions],
+    k: int,
+    dtype: np.dtype,
+    classes: bool,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Arrow's reading of a block of whole records, with :func:`_arrow_options`: (features (m, d), labels (m,)) in
     ``dtype``; None where Arrow fails, where a value is refused, and where Arrow would read otherwise than Python's
     csv module: a field that may be over csv's limit (Arrow has none), a malformed quoted field (Arrow reads it as
     it can), a byte-order mark (Arrow skips one at the start of what it reads, here a block)."""
     quoted = b'"' in block
-    if (_may_hold_a_long_field(block) or (quoted and b'"' in _QUOTED_FIELD.sub(b"", block))
-            or block.startswith(codecs.BOM_UTF8)):
+    if (
+        _may_hold_a_long_field(block)
+        or (quoted and b'"' in _QUOTED_FIELD.sub(b"", block))
+        or block.startswith(codecs.BOM_UTF8)
+    ):
         return None
     read, convert = options
     try:
         # the C library's malloc hands a parse's large buffers back to the system when they are freed; Arrow's
         # default pool keeps them in each thread's cache (5 MiB more at load_csv's peak, 200,000 × 33 numbers)
-        table = arrow_csv.read_csv(pa.py_buffer(block), read_options=read, parse_options=_PARSE_OPTIONS[quoted],
-                                   convert_options=convert, memory_pool=pa.system_memory_pool())
+        table = arrow_csv.read_csv(
+            pa.py_buffer(block),
+            read_options=read,
+            parse_options=_PARSE_OPTIONS[quoted],
+            convert_options=convert,
+            memory_pool=pa.system_memory_pool(),
+        )
     except pa.ArrowInvalid:
         return None
     return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype, classes)
@@ -393,8 +418,9 @@ def _may_hold_a_long_field(block: bytes) -> bool:
     return any(block.find(b",", start, start + window) < 0 for start in range(0, len(block) - window + 1, window))
 
 
-def _reread(path: Path, block: bytes, line: int, header: list[str], k: int,
-            dtype: np.dtype, classes: bool) -> tuple[np.ndarray, np.ndarray]:
+def _reread(
+    path: Path, block: bytes, line: int, header: list[str], k: int, dtype: np.dtype, classes: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """A block read again, row by row, by Python's csv module and ``float()``, its first line being ``line``: the
     first bad line raises ValueError naming it; else (features (m, d), labels (m,)) in ``dtype``."""
     values = np.empty((_line_count(block) + 1, len(header)))  # float64, the type of float(); a record per line at most
@@ -427,8 +453,9 @@ def _records(path: Path, reader: Iterator[list[str]], first: int) -> Iterator[tu
         except StopIteration:
             return
         except csv.Error as error:  # an unclosed quote, or a field over csv.field_size_limit(), 128 KiB
-            raise ValueError(f"{path}:{line}: malformed CSV record starting on this line ({error}); "
-                             "is a quote left open?") from None
+            raise ValueError(
+                f"{path}:{line}: malformed CSV record starting on this line ({error}); is a quote left open?"
+            ) from None
         if any(cell.strip() for cell in cells):
             yield line, cells
 
@@ -459,8 +486,9 @@ def valid_labels(labels: np.ndarray, classes: bool) -> np.ndarray:
     return (labels == 0) | (labels == 1)
 
 
-def _rounded(path: Path, block: np.ndarray, lines: np.ndarray, k: int,
-             dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _rounded(
+    path: Path, block: np.ndarray, lines: np.ndarray, k: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """(features (m, d), labels (m,)) of the rows of ``block`` (m, d + 1), float64, rounded to ``dtype`` in new
     arrays; a value that would round to inf is an error naming its line."""
     with np.errstate(over="ignore"):  # the overflow is reported below, with its line
@@ -469,8 +497,10 @@ def _rounded(path: Path, block: np.ndarray, lines: np.ndarray, k: int,
     if overflows.any():
         i = overflows.any(axis=1).argmax()
         value = float(block[i][overflows[i]][0])
-        raise ValueError(f"{path}:{lines[i]}: {value!r} is too large for {dtype}, whose largest value is "
-                         f"{float(np.finfo(dtype).max)!r}")
+        raise ValueError(
+            f"{path}:{lines[i]}: {value!r} is too large for {dtype}, whose largest value is "
+            f"{float(np.finfo(dtype).max)!r}"
+        )
     return np.delete(rounded, k, axis=1), rounded[:, k].copy()
 
 

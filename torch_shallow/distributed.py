@@ -45,8 +45,9 @@ def all_reduce_sum_(tensors: list[Tensor]) -> None:
         return
     flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
-    torch._foreach_copy_(tensors, [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]),
-                                                                      tensors)])
+    torch._foreach_copy_(
+        tensors, [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
+    )
 
 
 def broadcast_(tensors: list[Tensor]) -> None:

@@ -63,8 +63,9 @@ def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: Activations) -> 
     return activate_(affine(X, W1, b1), activation)
 
 
-def forward_pass(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
-                 activation: Activations) -> tuple[Tensor, Tensor]:
+def forward_pass(
+    X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: Activations
+) -> tuple[Tensor, Tensor]:
     """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2)), with a leading model axis
     for a stack of models."""
     A1 = hidden_layer(X, W1, b1, activation)
@@ -134,8 +135,16 @@ def backward_pass(
 
 
 def forward_tangent(
-    X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: str, X_dot: Tensor | None, W1_dot: Tensor | None,
-    b1_dot: Tensor | None, W2_dot: Tensor | None, b2_dot: Tensor | None,
+    X: Tensor,
+    W1: Tensor,
+    W2: Tensor,
+    A1: Tensor,
+    activation: str,
+    X_dot: Tensor | None,
+    W1_dot: Tensor | None,
+    b1_dot: Tensor | None,
+    W2_dot: Tensor | None,
+    b2_dot: Tensor | None,
 ) -> Tensor:
     """Ż2, the forward-mode derivative of Z2 along the tangents (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2) (None for zero), by the
     product rule on the forward pass::
@@ -167,8 +176,9 @@ class ShallowNetFunction(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor,
-                activation: str = "sigmoid") -> tuple[Tensor, Tensor]:
+    def forward(
+        X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid"
+    ) -> tuple[Tensor, Tensor]:
         A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
         return Z2, A1
 
@@ -189,8 +199,15 @@ class ShallowNetFunction(torch.autograd.Function):
         return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
 
     @staticmethod
-    def jvp(ctx: FunctionCtx, X_dot: Tensor | None, W1_dot: Tensor | None, b1_dot: Tensor | None,
-            W2_dot: Tensor | None, b2_dot: Tensor | None, *_: None) -> tuple[Tensor, None]:
+    def jvp(
+        ctx: FunctionCtx,
+        X_dot: Tensor | None,
+        W1_dot: Tensor | None,
+        b1_dot: Tensor | None,
+        W2_dot: Tensor | None,
+        b2_dot: Tensor | None,
+        *_: None,
+    ) -> tuple[Tensor, None]:
         X, W1, W2, A1 = ctx.saved_tensors
         return forward_tangent(X, W1, W2, A1, ctx.activation, X_dot, W1_dot, b1_dot, W2_dot, b2_dot), None
 
@@ -211,8 +228,17 @@ class Sweep(NamedTuple):
 
 
 def cost_and_gradients(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: Activations,
-    needs: tuple[bool, ...], block_rows: int | None = None, n: int | None = None, output: str = "sigmoid",
+    X: Tensor,
+    Y: Tensor,
+    W1: Tensor,
+    b1: Tensor,
+    W2: Tensor,
+    b2: Tensor,
+    activation: Activations,
+    needs: tuple[bool, ...],
+    block_rows: int | None = None,
+    n: int | None = None,
+    output: str = "sigmoid",
     count_right: bool = False,
 ) -> Sweep:
     """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
@@ -267,14 +293,17 @@ def _stack(rows: list[Tensor]) -> Tensor:
     return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
-def row_blocks(X: Tensor, Y: Tensor, block_rows: int, start: int = 0,
-               stop: int | None = None) -> Iterable[tuple[Tensor, Tensor]]:
+def row_blocks(
+    X: Tensor, Y: Tensor, block_rows: int, start: int = 0, stop: int | None = None
+) -> Iterable[tuple[Tensor, Tensor]]:
     """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows from ``start`` to ``stop`` (X's end by
     default), the last one shorter if need be."""
     stop = X.shape[0] if stop is None else stop
     if isinstance(X, Tensor) and start == 0 and stop == X.shape[0] <= block_rows:
         return [(X, Y)]  # no slicing: on small data every call counts
-    return ((X[a:min(a + block_rows, stop)], Y[a:min(a + block_rows, stop)]) for a in range(start, stop, block_rows))
+    return (
+        (X[a : min(a + block_rows, stop)], Y[a : min(a + block_rows, stop)]) for a in range(start, stop, block_rows)
+    )
 
 
 def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
@@ -302,8 +331,16 @@ class ShallowBCEFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
-        block_rows: int | None = None, needs: tuple[bool, ...] = (False,) * 5, output: str = "sigmoid",
+        X: Tensor,
+        Y: Tensor,
+        W1: Tensor,
+        b1: Tensor,
+        W2: Tensor,
+        b2: Tensor,
+        activation: str = "sigmoid",
+        block_rows: int | None = None,
+        needs: tuple[bool, ...] = (False,) * 5,
+        output: str = "sigmoid",
     ) -> tuple[Tensor | None, ...]:
         J, gradients, _ = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows, output=output)
         return J, *gradients
@@ -313,7 +350,7 @@ class ShallowBCEFunction(torch.autograd.Function):
         check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
         X, Y, W1, b1, W2, b2, *options = inputs
         defaults = ("sigmoid", None, (False,) * 5, "sigmoid")  # apply may leave these options out
-        ctx.activation, ctx.block_rows, ctx.computed, ctx.output = (*options, *defaults[len(options):])
+        ctx.activation, ctx.block_rows, ctx.computed, ctx.output = (*options, *defaults[len(options) :])
         gradients = output[1:]
         ctx.mark_non_differentiable(*(g for g in gradients if g is not None))
         ctx.save_for_backward(X, Y, W1, b1, W2, b2, *gradients)  # the inputs are references, not copies
@@ -324,18 +361,21 @@ class ShallowBCEFunction(torch.autograd.Function):
         X, Y, W1, b1, W2, b2, *gradients = ctx.saved_tensors
         wanted = ctx.needs_input_grad[:1] + ctx.needs_input_grad[2:6]
         if torch.is_grad_enabled() or any(w and not c for w, c in zip(wanted, ctx.computed)):
-            gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows,
-                                           output=ctx.output).gradients
+            gradients = cost_and_gradients(
+                X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows, output=ctx.output
+            ).gradients
         dX, dW1, db1, dW2, db2 = (None if g is None else g * dJ for g in gradients)
         return dX, None, dW1, db1, dW2, db2, None, None, None, None
 
     @staticmethod
-    def jvp(ctx: FunctionCtx, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
-            ) -> tuple[Tensor | None, ...]:
+    def jvp(
+        ctx: FunctionCtx, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
         X, Y, W1, b1, W2, b2 = ctx.saved_tensors
         dots = (X_dot, *tangents[:4])  # (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2)
-        gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots),
-                                       ctx.block_rows, output=ctx.output).gradients
+        gradients = cost_and_gradients(
+            X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots), ctx.block_rows, output=ctx.output
+        ).gradients
         J_dot = sum((g * t).sum() for g, t in zip(gradients, dots) if t is not None)
         return J_dot, None, None, None, None, None
 
@@ -359,8 +399,10 @@ def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.Abstract
     if device_type is None or not torch.is_autocast_enabled(device_type):
         return tensors, contextlib.nullcontext()
     dtype = torch.get_autocast_dtype(device_type)
-    cast = tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
-                 for t in tensors)
+    cast = tuple(
+        t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
+        for t in tensors
+    )
     return cast, torch.autocast(device_type, enabled=False)
 
 
@@ -378,8 +420,17 @@ def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activ
 
 
 def shallow_bce(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid",
-    *, output: str = "sigmoid", block_rows: int | None = None, check_inputs: bool = True,
+    X: Tensor,
+    Y: Tensor,
+    W1: Tensor,
+    b1: Tensor,
+    W2: Tensor,
+    b2: Tensor,
+    activation: str = "sigmoid",
+    *,
+    output: str = "sigmoid",
+    block_rows: int | None = None,
+    check_inputs: bool = True,
 ) -> Tensor:
     """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`. With ``output="softmax"``, the categorical
     cross-entropy of K classes, Y one-hot or class probabilities (n, K).

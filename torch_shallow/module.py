@@ -70,8 +70,11 @@ class ShallowNet(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("hidden_features", hidden_features),
-                            ("out_features", out_features)):
+        for name, value in (
+            ("in_features", in_features),
+            ("hidden_features", hidden_features),
+            ("out_features", out_features),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         get_activation(activation)
@@ -131,11 +134,22 @@ class ShallowNet(nn.Module):
         J and its gradient come from one sweep over blocks of ``block_rows`` rows of X (None: chosen from d1);
         see :func:`~torch_shallow.functional.shallow_bce`, also for ``check_inputs``.
         """
-        return shallow_bce(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, output=self.output,
-                           block_rows=block_rows, check_inputs=check_inputs)
+        return shallow_bce(
+            X,
+            Y,
+            self.W1,
+            self.b1,
+            self.W2,
+            self.b2,
+            self.activation,
+            output=self.output,
+            block_rows=block_rows,
+            check_inputs=check_inputs,
+        )
 
-    def cost_and_grad(self, X: Tensor, Y: Tensor, *, n: int | None = None, block_rows: int | None = None,
-                      check_inputs: bool = True) -> Tensor:
+    def cost_and_grad(
+        self, X: Tensor, Y: Tensor, *, n: int | None = None, block_rows: int | None = None, check_inputs: bool = True
+    ) -> Tensor:
         """J, with ∇J written into the ``.grad`` of each parameter that requires a gradient.
 
         The same values as ``zero_grad(set_to_none=True)`` then ``cost(X, Y).backward()``, from the same sweep,
@@ -149,19 +163,21 @@ class ShallowNet(nn.Module):
             Y = check_cost_inputs(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows, self.output)
         return self._sweep_into_grad(X, Y, n, block_rows).J
 
-    def _sweep_into_grad(self, X: Tensor, Y: Tensor, n: int | None, block_rows: int | None = None,
-                         count_right: bool = False) -> Sweep:
+    def _sweep_into_grad(
+        self, X: Tensor, Y: Tensor, n: int | None, block_rows: int | None = None, count_right: bool = False
+    ) -> Sweep:
         """``cost_and_grad`` on checked data, also counting the right answers if asked (for the trainer)."""
         params = (self.W1, self.b1, self.W2, self.b2)
         needs = (False, *(p.requires_grad for p in params))
         with torch.no_grad():
-            sweep = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output,
-                                       count_right)
+            sweep = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output, count_right)
         for p, g in zip(params, sweep.gradients[1:]):
             p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay
         return sweep
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
-                f"out_features={self.out_features}, activation={self.activation!r}"
-                + (f", output={self.output!r}" if self.output != "sigmoid" else ""))
+        return (
+            f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
+            f"out_features={self.out_features}, activation={self.activation!r}"
+            + (f", output={self.output!r}" if self.output != "sigmoid" else "")
+        )

@@ -32,22 +32,30 @@ class NpyRows:
     so it stands in for X or Y where the data would not fit in memory.
     """
 
-    def __init__(self, path: str | Path, rows: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        rows: tuple[int, int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.path = Path(path)
         self.dtype, self.device = dtype, torch.device(device)
         with self.path.open("rb") as f:
             try:
                 version = np.lib.format.read_magic(f)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
                 shape, fortran_order, self._np_dtype = read_header(f)
             except ValueError as error:
                 raise ValueError(f"{self.path} is not a .npy file: {error}") from None
             self._offset = f.tell()
         if fortran_order or len(shape) not in (1, 2) or self._np_dtype.kind not in "biuf":
-            raise ValueError(f"{self.path}: expected a 1-D or 2-D numeric array in C order, got shape {shape}, "
-                             f"dtype {self._np_dtype}{', Fortran order' if fortran_order else ''}")
+            raise ValueError(
+                f"{self.path}: expected a 1-D or 2-D numeric array in C order, got shape {shape}, "
+                f"dtype {self._np_dtype}{', Fortran order' if fortran_order else ''}"
+            )
         n, self._width = shape[0], (shape[1] if len(shape) == 2 else 1)
         if n == 0:
             raise ValueError(f"{self.path} holds no rows; expected at least one sample")
@@ -87,8 +95,12 @@ class NpyRows:
         return f"NpyRows({str(self.path)!r}, rows=({self.start}, {self.start + len(self)}), dtype={self.dtype})"
 
 
-def open_npy(directory: str | Path, rows: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32,
-             device: torch.device | str = "cpu") -> tuple[NpyRows, NpyRows]:
+def open_npy(
+    directory: str | Path,
+    rows: tuple[int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> tuple[NpyRows, NpyRows]:
     """(X, Y) of a data directory, rows [start, stop) of both; see :class:`NpyRows`."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -99,8 +111,13 @@ def open_npy(directory: str | Path, rows: tuple[int, int] | None = None, dtype: 
     return X, Y
 
 
-def csv_to_npy(csv_path: str | Path, directory: str | Path, label: str | None = None,
-               dtype: npt.DTypeLike = np.float32, block_size: int = BLOCK_SIZE) -> int:
+def csv_to_npy(
+    csv_path: str | Path,
+    directory: str | Path,
+    label: str | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    block_size: int = BLOCK_SIZE,
+) -> int:
     """Write X.npy (n, d) and Y.npy (n,) in ``directory`` from a CSV file, read by :func:`~.data.csv_chunks`.
 
     One streaming pass, so the CSV file may be a pipe (``/dev/stdin``, ``<(zcat data.csv.gz)``): each ``.npy`` file
@@ -118,8 +135,9 @@ def csv_to_npy(csv_path: str | Path, directory: str | Path, label: str | None = 
     return _write_npy(csv_chunks(csv_path, label, dtype, block_size), directory, dtype)
 
 
-def parquet_to_npy(path: str | Path, directory: str | Path, label: str | None = None,
-                   dtype: npt.DTypeLike = np.float32) -> int:
+def parquet_to_npy(
+    path: str | Path, directory: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32
+) -> int:
     """Write X.npy (n, d) and Y.npy (n,) in ``directory`` from a Parquet file, read by
     :func:`~.parquet.parquet_chunks` a batch of rows at a time and checked as a CSV file's rows are; written as
     :func:`csv_to_npy` writes, atomically. The numbers of a float64 column come out as :func:`csv_to_npy` gives
@@ -172,6 +190,7 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     length of the rest as a little-endian uint16, and the dict literal padded with spaces and ending in "\\n", so that
     the data starts at a multiple of 64 bytes. The padding leaves room for any shape with as many axes, so that a
     header with a placeholder shape can be overwritten by the final one in place."""
+
     def literal(shape: tuple[int, ...]) -> str:
         return repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
 

@@ -80,6 +80,7 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 def _pool(size: int) -> ThreadPoolExecutor:
     """A pool kept for the process: a new thread pays for its first BLAS and OpenMP calls (milliseconds)."""
     if size not in _pools:
-        _pools[size] = ThreadPoolExecutor(size, thread_name_prefix="torch_shallow",
-                                          initializer=torch.set_num_threads, initargs=(1,))
+        _pools[size] = ThreadPoolExecutor(
+            size, thread_name_prefix="torch_shallow", initializer=torch.set_num_threads, initargs=(1,)
+        )
     return _pools[size]

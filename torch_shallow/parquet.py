@@ -42,14 +42,23 @@ class ParquetRows:
     error naming its row.
     """
 
-    def __init__(self, path: str | Path, columns: list[str], rows: tuple[int, int] | None = None,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        columns: list[str],
+        rows: tuple[int, int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.path, self.columns = Path(path), list(columns)
         self.dtype, self.device = dtype, torch.device(device)
         self._metadata = _checked_metadata(self.path, self.columns)
         # the first row of each row group, and n after the last
-        self._offsets = list(itertools.accumulate(
-            (self._metadata.row_group(i).num_rows for i in range(self._metadata.num_row_groups)), initial=0))
+        self._offsets = list(
+            itertools.accumulate(
+                (self._metadata.row_group(i).num_rows for i in range(self._metadata.num_row_groups)), initial=0
+            )
+        )
         n = self._offsets[-1]
         if n == 0:
             raise ValueError(f"{self.path} holds no rows; expected at least one sample")
@@ -74,7 +83,7 @@ class ParquetRows:
         while a < b:
             i = bisect.bisect_right(self._offsets, a) - 1  # the row group holding row a
             first, end = self._offsets[i], min(b, self._offsets[i + 1])
-            parts.append(self._row_group(i)[a - first:end - first])
+            parts.append(self._row_group(i)[a - first : end - first])
             a = end
         if len(parts) == 1:
             return parts[0].to(self.device, copy=True)  # a copy: the caller gets no view of the kept row group
@@ -100,23 +109,33 @@ class ParquetRows:
         return rows
 
     def __repr__(self) -> str:
-        return (f"ParquetRows({str(self.path)!r}, {len(self.columns)} columns, "
-                f"rows=({self.start}, {self.start + len(self)}), dtype={self.dtype})")
+        return (
+            f"ParquetRows({str(self.path)!r}, {len(self.columns)} columns, "
+            f"rows=({self.start}, {self.start + len(self)}), dtype={self.dtype})"
+        )
 
 
-def open_parquet(path: str | Path, rows: tuple[int, int] | None = None, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu", label: str | None = None) -> tuple[ParquetRows, ParquetRows]:
+def open_parquet(
+    path: str | Path,
+    rows: tuple[int, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    label: str | None = None,
+) -> tuple[ParquetRows, ParquetRows]:
     """(X, Y) of a Parquet file, rows [start, stop) of both: Y (n, 1) the column named ``label`` (the last column if
     None), X (n, d) the others, in the file's order; see :class:`ParquetRows`. ``fit`` checks the values, as for
     ``.npy`` data: finite, labels in [0, 1]."""
     path = Path(path)
     names, k = _features_and_label(path, label)
-    return (ParquetRows(path, names[:k] + names[k + 1:], rows, dtype, device),
-            ParquetRows(path, [names[k]], rows, dtype, device))
+    return (
+        ParquetRows(path, names[:k] + names[k + 1 :], rows, dtype, device),
+        ParquetRows(path, [names[k]], rows, dtype, device),
+    )
 
 
-def parquet_chunks(path: str | Path, label: str | None = None,
-                   dtype: npt.DTypeLike = np.float32) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def parquet_chunks(
+    path: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Read a Parquet file ``BATCH_ROWS`` rows at a time: (features (m, d), labels (m,)) in ``dtype``, the labels
     from the column named ``label`` (the last column if None), the features from the others in the file's order.
 
@@ -187,8 +206,9 @@ def _numpy_columns(path: Path, data: pa.Table | pa.RecordBatch, first_row: int) 
     return [numpy_column(column) for column in data.columns]
 
 
-def _refused(path: Path, names: list[str], columns: list[np.ndarray], k: int, dtype: np.dtype,
-             first_row: int) -> ValueError:
+def _refused(
+    path: Path, names: list[str], columns: list[np.ndarray], k: int, dtype: np.dtype, first_row: int
+) -> ValueError:
     """The error for the first refused row of a batch starting at row ``first_row``, which :func:`rows_in_dtype`
     refused; in a row, NaN or inf comes first, then a label other than 0 or 1, then a value too large for ``dtype``,
     as in a CSV file."""
@@ -200,10 +220,13 @@ def _refused(path: Path, names: list[str], columns: list[np.ndarray], k: int, dt
     where = f"{path}: row {first_row + row}"
     if infinite[:, row].any():
         j = int(np.argmax(infinite[:, row]))
-        return ValueError(f"{where}: NaN or inf values are not allowed, got {columns[j][row].item()!r} in column "
-                          f"{names[j]!r}")
+        return ValueError(
+            f"{where}: NaN or inf values are not allowed, got {columns[j][row].item()!r} in column {names[j]!r}"
+        )
     if bad_label[row]:
         return ValueError(f"{where}: label column {names[k]!r} must be 0 or 1, got {columns[k][row].item()!r}")
     j = int(np.argmax(overflows[:, row]))
-    return ValueError(f"{where}: {columns[j][row].item()!r} in column {names[j]!r} is too large for {dtype}, whose "
-                      f"largest value is {float(np.finfo(dtype).max)!r}")
+    return ValueError(
+        f"{where}: {columns[j][row].item()!r} in column {names[j]!r} is too large for {dtype}, whose "
+        f"largest value is {float(np.finfo(dtype).max)!r}"
+    )

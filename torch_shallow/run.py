@@ -61,8 +61,13 @@ def new_run_dir(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str | Path | None,
-                runs: list[Path] | None, purge_step: int | None) -> Iterator[list[RunWriter]]:
+def run_outputs(
+    log_dir: Path | None,
+    checkpoint: Path | None,
+    resume_from: str | Path | None,
+    runs: list[Path] | None,
+    purge_step: int | None,
+) -> Iterator[list[RunWriter]]:
     """Check every output path, lock the run directory and the checkpoint, and open a TensorBoard writer for each
     of ``runs`` (``log_dir`` itself, or a sweep's run per model under it), all before the first epoch; yields the
     writers, none without ``log_dir``. Paths are absolute.
@@ -77,14 +82,18 @@ def run_outputs(log_dir: Path | None, checkpoint: Path | None, resume_from: str 
         log_dir.mkdir(parents=True, exist_ok=True)
         check_writable_dir(log_dir, "log_dir")
         if resume_from is None and any(holds_run(run) for run in runs):
-            raise ValueError(f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
-                             "with its own; choose a new directory, or resume that run")
+            raise ValueError(
+                f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
+                "with its own; choose a new directory, or resume that run"
+            )
         targets.append(log_dir)
     if checkpoint is not None:
         check_output_file(checkpoint, "checkpoint", create_parent=True)
         if checkpoint.exists() and (resume_from is None or Path(resume_from).absolute() != checkpoint):
-            raise ValueError(f"checkpoint {checkpoint} already exists and a new run would overwrite it; resume from "
-                             "it, or choose another path")
+            raise ValueError(
+                f"checkpoint {checkpoint} already exists and a new run would overwrite it; resume from "
+                "it, or choose another path"
+            )
         if checkpoint.parent != log_dir:
             targets.append(checkpoint)
     with locked(targets), contextlib.ExitStack() as stack:
@@ -151,8 +160,9 @@ def _lock(lock: Path, path: Path) -> int:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunInUse(f"{path} is in use by another training run (process {holder}); wait for it to end, "
-                           "or write elsewhere") from None
+            raise RunInUse(
+                f"{path} is in use by another training run (process {holder}); wait for it to end, or write elsewhere"
+            ) from None
         try:
             same_file = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
@@ -235,8 +245,11 @@ class Fingerprint:
         out = {}
         for name, values in zip(names, total.view(len(names), 5).tolist()):
             h = sum(int(limb) << (16 * i) for i, limb in enumerate(values[:4])) % (1 << 64)
-            out[name] = {"shape": [int(values[4]), self.parts[name][2]], "dtype": self.dtypes[name],
-                         "hash": f"{h:016x}"}
+            out[name] = {
+                "shape": [int(values[4]), self.parts[name][2]],
+                "dtype": self.dtypes[name],
+                "hash": f"{h:016x}",
+            }
         return out
 
     @staticmethod

@@ -141,14 +141,17 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"y holds one class only, {classes.tolist()[0]!r}: a classifier needs at least 2 classes")
         if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start=True continues model_, fitted on the classes {self.classes_.tolist()}; "
-                             f"this y has {classes.tolist()}. Set warm_start=False to start afresh.")
+            raise ValueError(
+                f"warm_start=True continues model_, fitted on the classes {self.classes_.tolist()}; "
+                f"this y has {classes.tolist()}. Set warm_start=False to start afresh."
+            )
         seed = _seed(self.random_state)
         model = self._warm_model() if warm else self._new_model(X.shape[1], len(classes), seed)
         val = None
         if self.early_stopping:
-            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction, stratify=y,
-                                                  random_state=seed)
+            X, X_val, y, y_val = train_test_split(
+                X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
+            )
             val = (_tensor(X_val, model.W1), _targets(y_val, model))
         if self.early_stopping:
             log_every = 1  # the validation cost at every epoch: n_iter_no_change counts epochs, as in MLPClassifier
@@ -157,9 +160,14 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         else:
             log_every = None  # TensorBoard's 1,000 points
         config = TrainConfig(
-            lr=self.lr, max_epochs=self.max_epochs, tol=self.tol, log_every=log_every, progress=False,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            tol=self.tol,
+            log_every=log_every,
+            progress=False,
             log_dir=None if self.log_dir is None else default_run_dir(type(self).__name__, root=self.log_dir),
-            patience=self.n_iter_no_change if self.early_stopping else None)
+            patience=self.n_iter_no_change if self.early_stopping else None,
+        )
         history = fit(model, _tensor(X, model.W1), _targets(y, model), config, val=val, hparams={"seed": seed})
 
         earlier = (self.n_iter_, self.loss_curve_, self.validation_scores_ or []) if warm else (0, [], [])
@@ -170,9 +178,13 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
             self.validation_scores_ = earlier[2] + [-J for J in history.val_costs]
             self.best_validation_score_ = -history.val_costs[history.val_epochs.index(history.best_epoch)]
         if history.stop_reason == "max_epochs":
-            warnings.warn(f"{type(self).__name__} reached max_epochs={self.max_epochs} with the training cost still "
-                          f"changing by tol={self.tol:g} or more per epoch; raise max_epochs or lr for a converged "
-                          f"model", ConvergenceWarning, stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__} reached max_epochs={self.max_epochs} with the training cost still "
+                f"changing by tol={self.tol:g} or more per epoch; raise max_epochs or lr for a converged "
+                f"model",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -212,12 +224,14 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         """The constructor's parameters, checked at fit time as scikit-learn does: ``__init__`` only stores them,
         and ``set_params`` may change them."""
-        for name, kind, low, high, bounds in (("hidden_features", numbers.Integral, 1, None, "left"),
-                                              ("lr", numbers.Real, 0, None, "neither"),
-                                              ("max_epochs", numbers.Integral, 1, None, "left"),
-                                              ("tol", numbers.Real, 0, None, "left"),
-                                              ("validation_fraction", numbers.Real, 0, 1, "neither"),
-                                              ("n_iter_no_change", numbers.Integral, 1, None, "left")):
+        for name, kind, low, high, bounds in (
+            ("hidden_features", numbers.Integral, 1, None, "left"),
+            ("lr", numbers.Real, 0, None, "neither"),
+            ("max_epochs", numbers.Integral, 1, None, "left"),
+            ("tol", numbers.Real, 0, None, "left"),
+            ("validation_fraction", numbers.Real, 0, 1, "neither"),
+            ("n_iter_no_change", numbers.Integral, 1, None, "left"),
+        ):
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)):  # numbers.Integral, to Python, but surely a mistake here
                 raise TypeError(f"{name} must be an instance of {kind.__name__}, not bool.")
@@ -233,8 +247,10 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         try:
             check_random_state(self.random_state)
         except ValueError as error:
-            raise ValueError(f"random_state must be None, an int in [0, 2**32 - 1] or a numpy RandomState, got "
-                             f"{self.random_state!r} ({error})") from None
+            raise ValueError(
+                f"random_state must be None, an int in [0, 2**32 - 1] or a numpy RandomState, got "
+                f"{self.random_state!r} ({error})"
+            ) from None
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -243,19 +259,31 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
     def _new_model(self, in_features: int, n_classes: int, seed: int) -> ShallowNet:
         """A ShallowNet with θ(0) drawn from ``seed``: one sigmoid output unit for two classes, K softmax ones else."""
         binary = n_classes == 2
-        model = ShallowNet(in_features, self.hidden_features, 1 if binary else n_classes, self.activation,
-                           "sigmoid" if binary else "softmax", device=self.device, dtype=DTYPES[self.dtype])
+        model = ShallowNet(
+            in_features,
+            self.hidden_features,
+            1 if binary else n_classes,
+            self.activation,
+            "sigmoid" if binary else "softmax",
+            device=self.device,
+            dtype=DTYPES[self.dtype],
+        )
         model.reset_parameters(torch.Generator().manual_seed(seed))
         return model
 
     def _warm_model(self) -> ShallowNet:
         """A copy of ``model_`` to train on, on ``device``: a fit that fails leaves the fitted estimator as it was."""
-        fitted = {"hidden_features": self.model_.hidden_features, "activation": self.model_.activation,
-                  "dtype": str(self.model_.W1.dtype).removeprefix("torch.")}
+        fitted = {
+            "hidden_features": self.model_.hidden_features,
+            "activation": self.model_.activation,
+            "dtype": str(self.model_.W1.dtype).removeprefix("torch."),
+        }
         for name, value in fitted.items():
             if getattr(self, name) != value:
-                raise ValueError(f"warm_start=True continues model_, whose {name} is {value!r}, not "
-                                 f"{getattr(self, name)!r}. Set warm_start=False to start afresh.")
+                raise ValueError(
+                    f"warm_start=True continues model_, whose {name} is {value!r}, not "
+                    f"{getattr(self, name)!r}. Set warm_start=False to start afresh."
+                )
         return copy.deepcopy(self.model_).to(self.device)
 
 

@@ -73,11 +73,20 @@ def fit_many(
         if values is not None and len(values) != K:
             raise ValueError(f"{name} must have one entry per model ({K}), got {len(values)}")
     stack = ModelStack(models, lrs)
-    names = run_names or [f"h{m.hidden_features}-{m.activation}-lr{lr:g}-{k}" for k, (m, lr) in
-                          enumerate(zip(models, lrs))]
+    names = run_names or [
+        f"h{m.hidden_features}-{m.activation}-lr{lr:g}-{k}" for k, (m, lr) in enumerate(zip(models, lrs))
+    ]
     try:
-        return train(stack, X, Y, config, val=val, hparams=hparams or [{} for _ in models],
-                     resume_from=resume_from, run_names=names)
+        return train(
+            stack,
+            X,
+            Y,
+            config,
+            val=val,
+            hparams=hparams or [{} for _ in models],
+            resume_from=resume_from,
+            run_names=names,
+        )
     finally:
         stack.write_back()
 
@@ -96,23 +105,31 @@ class ModelStack:
             check_parameters(m.W1, m.b1, m.W2, m.b2)
             frozen = [name for name in PARAMETERS if not getattr(m, name).requires_grad]
             if frozen:  # the stack trains every parameter of every model
-                raise ValueError(f"models[{k}].{frozen[0]} does not require a gradient; fit_many trains all of a "
-                                 "model's parameters: train a model with frozen parameters with fit")
+                raise ValueError(
+                    f"models[{k}].{frozen[0]} does not require a gradient; fit_many trains all of a "
+                    "model's parameters: train a model with frozen parameters with fit"
+                )
             same = (m.in_features, m.out_features, m.output, m.W1.dtype, m.W1.device)
             if same != (first.in_features, first.out_features, first.output, first.W1.dtype, first.W1.device):
-                raise ValueError(f"models[{k}] is {m!r} ({m.W1.dtype}, {m.W1.device}), but a stack needs the "
-                                 f"in_features, out_features, output, dtype and device of models[0], {first!r} "
-                                 f"({first.W1.dtype}, {first.W1.device})")
+                raise ValueError(
+                    f"models[{k}] is {m!r} ({m.W1.dtype}, {m.W1.device}), but a stack needs the "
+                    f"in_features, out_features, output, dtype and device of models[0], {first!r} "
+                    f"({first.W1.dtype}, {first.W1.device})"
+                )
         for k, lr in enumerate(lrs):
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
-                    math.isfinite(lr) and 0 < lr <= torch.finfo(first.W1.dtype).max):
+            if (
+                isinstance(lr, bool)
+                or not isinstance(lr, (int, float))
+                or not (math.isfinite(lr) and 0 < lr <= torch.finfo(first.W1.dtype).max)
+            ):
                 raise ValueError(f"lrs[{k}] must be a finite number > 0 within {first.W1.dtype}, got {lr!r}")
         self.models, self.count = models, len(models)
         self.hidden = [m.hidden_features for m in models]
         d1 = max(self.hidden)
         factory = {"dtype": first.W1.dtype, "device": first.W1.device}
-        self.reference = ShallowNet(first.in_features, d1, first.out_features, first.activation, first.output,
-                                    **factory)
+        self.reference = ShallowNet(
+            first.in_features, d1, first.out_features, first.activation, first.output, **factory
+        )
         K, d, d2 = self.count, first.in_features, first.out_features
         self.W1, self.b1 = torch.zeros(K, d1, d, **factory), torch.zeros(K, d1, **factory)
         self.W2, self.b2 = torch.zeros(K, d2, d1, **factory), torch.zeros(K, d2, **factory)
@@ -131,16 +148,37 @@ class ModelStack:
 
     def sweep(self, X: Any, Y: Any, n: int, count_right: bool) -> Sweep:
         with torch.no_grad():
-            sweep = cost_and_gradients(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation,
-                                       (False, True, True, True, True), n=n, output=self.output,
-                                       count_right=count_right)
+            sweep = cost_and_gradients(
+                X,
+                Y,
+                self.W1,
+                self.b1,
+                self.W2,
+                self.b2,
+                self.activation,
+                (False, True, True, True, True),
+                n=n,
+                output=self.output,
+                count_right=count_right,
+            )
         self._gradients = list(sweep.gradients[1:])
         return sweep
 
     def evaluate(self, X: Any, Y: Any, n: int) -> Sweep:
         with torch.no_grad():
-            return cost_and_gradients(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, (False,) * 5,
-                                      n=n, output=self.output, count_right=True)
+            return cost_and_gradients(
+                X,
+                Y,
+                self.W1,
+                self.b1,
+                self.W2,
+                self.b2,
+                self.activation,
+                (False,) * 5,
+                n=n,
+                output=self.output,
+                count_right=True,
+            )
 
     def gradients(self) -> list[Tensor]:
         return self._gradients
@@ -203,8 +241,11 @@ class ModelStack:
         return [architecture(m) for m in self.models]
 
     def hyperparameter_changes(self, saved: dict[str, Any]) -> list[str]:
-        return [] if saved["lrs"] == self.learning_rates() else [
-            f"the learning rates were {saved['lrs']}, now {self.learning_rates()}"]
+        return (
+            []
+            if saved["lrs"] == self.learning_rates()
+            else [f"the learning rates were {saved['lrs']}, now {self.learning_rates()}"]
+        )
 
     def load(self, weights: dict[str, Tensor], optimizer_state: dict[str, Any]) -> None:
         with torch.no_grad():

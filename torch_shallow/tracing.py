@@ -14,5 +14,9 @@ import torch
 def plain_eager() -> bool:
     # maybe_current_level() is the innermost active torch.func transform, None outside them; PyTorch exposes no
     # public equivalent
-    return not (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
-                or torch._C._functorch.maybe_current_level() is not None)
+    return not (
+        torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
+        or torch._C._functorch.maybe_current_level() is not None
+    )

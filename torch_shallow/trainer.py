@@ -85,8 +85,9 @@ class TrainConfig:
                 raise TypeError(f"{name} must be a path or None, got {type(value).__name__}")
         for name, value in (("progress", self.progress), ("restore_best", self.restore_best)):
             if not (isinstance(value, bool) or (value is None and name == "progress")):
-                raise TypeError(f"{name} must be True or False{' or None' if name == 'progress' else ''}, "
-                                f"got {value!r}")
+                raise TypeError(
+                    f"{name} must be True or False{' or None' if name == 'progress' else ''}, got {value!r}"
+                )
 
     @property
     def every(self) -> int:
@@ -120,8 +121,10 @@ class History:
     def summary(self) -> str:
         val = "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
         best = "" if self.stop_reason != "early_stopping" else f", best epoch {self.best_epoch}"
-        return (f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}, "
-                f"training accuracy {100 * self.train_accuracy:.2f}%{val}")
+        return (
+            f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}, "
+            f"training accuracy {100 * self.train_accuracy:.2f}%{val}"
+        )
 
 
 class TrainingDiverged(RuntimeError):
@@ -136,8 +139,9 @@ class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT (Ctrl-C) or SIGTERM ended training after a whole epoch; ``checkpoint`` is the file to resume from, if
     one was set, and ``signal`` the signal's number. ``history`` is a list of histories for a sweep."""
 
-    def __init__(self, message: str, history: History | list[History], checkpoint: Path | None,
-                 signal: int = 2) -> None:
+    def __init__(
+        self, message: str, history: History | list[History], checkpoint: Path | None, signal: int = 2
+    ) -> None:
         super().__init__(message)
         self.history = history
         self.checkpoint = checkpoint
@@ -175,8 +179,19 @@ def evaluate(model: ShallowNet, X: Tensor, Y: Tensor, n: int | None = None) -> t
     In a distributed run each rank passes its shard and the global n, and the sums are reduced over the ranks.
     """
     n = X.shape[0] if n is None else n
-    J, _, right = cost_and_gradients(X, Y, model.W1, model.b1, model.W2, model.b2, model.activation, (False,) * 5,
-                                     n=n, output=model.output, count_right=True)
+    J, _, right = cost_and_gradients(
+        X,
+        Y,
+        model.W1,
+        model.b1,
+        model.W2,
+        model.b2,
+        model.activation,
+        (False,) * 5,
+        n=n,
+        output=model.output,
+        count_right=True,
+    )
     totals = torch.stack([J.double(), right.double()])
     all_reduce_sum_([totals])
     return totals[0].item(), totals[1].item() / (n * labels_per_row(model))
@@ -253,7 +268,8 @@ def fit(
             f"training diverged at epoch {t}: the cost went from {history.costs[0]:.6g} at epoch 0 to a NaN, inf or "
             f"more than {DIVERGENCE_FACTOR:g} × max(that, 1) = {_divergence_limit(history, 0.0):g}, with learning "
             f"rate {config.lr:g}; try a smaller learning rate. The model keeps the parameters of epoch {t - 1}.",
-            history)
+            history,
+        )
     return history
 
 
@@ -289,8 +305,9 @@ class _OneModel:
     def evaluate(self, X: Any, Y: Any, n: int) -> Sweep:
         m = self._model
         with torch.no_grad():
-            return cost_and_gradients(X, Y, m.W1, m.b1, m.W2, m.b2, m.activation, (False,) * 5, n=n, output=m.output,
-                                      count_right=True)
+            return cost_and_gradients(
+                X, Y, m.W1, m.b1, m.W2, m.b2, m.activation, (False,) * 5, n=n, output=m.output, count_right=True
+            )
 
     def gradients(self) -> list[Tensor]:
         return [p.grad for p in self._leaves if p.grad is not None]
@@ -337,9 +354,17 @@ class _OneModel:
         self.optimizer.load_state_dict(optimizer_state)
 
 
-def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: TrainConfig, *,
-          val: tuple[Tensor, Tensor] | None, hparams: list[dict[str, object]], resume_from: str | Path | None,
-          run_names: list[str] | None = None) -> list[History]:
+def train(
+    trainee: Trainee,
+    X: Tensor | NpyRows,
+    Y: Tensor | NpyRows,
+    config: TrainConfig,
+    *,
+    val: tuple[Tensor, Tensor] | None,
+    hparams: list[dict[str, object]],
+    resume_from: str | Path | None,
+    run_names: list[str] | None = None,
+) -> list[History]:
     """The slides' steps 2-4 for the K models of ``trainee``, each stopping on its own; see :func:`fit`.
 
     ``run_names`` names each model's TensorBoard run under ``config.log_dir`` (a sweep); with one model the run
@@ -375,18 +400,33 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
     # the epochs whose scalars are computed: none where neither a run directory nor validation data takes them
     every = config.every if config.log_dir is not None or val is not None else None
     per_row = labels_per_row(reference)
-    checkpoints = _Checkpoints(config, rank, lambda: training_state(
-        trainee, _one_or_list([dataclasses.asdict(h) for h in histories]), _plain(config), _one_or_list(hparams),
-        data, trained=trained, best=best))
+    checkpoints = _Checkpoints(
+        config,
+        rank,
+        lambda: training_state(
+            trainee,
+            _one_or_list([dataclasses.asdict(h) for h in histories]),
+            _plain(config),
+            _one_or_list(hparams),
+            data,
+            trained=trained,
+            best=best,
+        ),
+    )
     with _writers(config, rank, resume_from, first, run_names) as writers:
         if first == 0:
             for writer in writers:
                 write_layout(writer)
             if len(writers) == 1:  # a sweep's models share one graph; tracing each would cost seconds
                 write_graph(writers[0], trainee.model(0), X)
-        bar = tqdm(range(first, config.max_epochs if any(running) else first), initial=first,
-                   total=config.max_epochs, desc="train", unit="epoch",
-                   disable=rank != 0 or (None if config.progress is None else not config.progress))
+        bar = tqdm(
+            range(first, config.max_epochs if any(running) else first),
+            initial=first,
+            total=config.max_epochs,
+            desc="train",
+            unit="epoch",
+            disable=rank != 0 or (None if config.progress is None else not config.progress),
+        )
         try:
             with threads_for_training(X, reference.hidden_features), deferred_stop_signals() as signalled:
                 for t in bar:
@@ -408,9 +448,13 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
                         stop = signalled()
                     if stop:
                         checkpoints.save(writers)
-                        raise TrainingInterrupted(f"interrupted by {signal.Signals(stop).name} after epoch "
-                                                  f"{t + 1}{checkpoints.resume_hint()}", _one_or_list(histories),
-                                                  config.checkpoint, stop)
+                        raise TrainingInterrupted(
+                            f"interrupted by {signal.Signals(stop).name} after epoch "
+                            f"{t + 1}{checkpoints.resume_hint()}",
+                            _one_or_list(histories),
+                            config.checkpoint,
+                            stop,
+                        )
                     if not any(running):
                         break
                     if (t + 1) % config.checkpoint_every == 0:
@@ -425,16 +469,25 @@ def train(trainee: Trainee, X: Tensor | NpyRows, Y: Tensor | NpyRows, config: Tr
             checkpoints.save(writers)
         except OSError as error:  # the disk is full, a file system went away: stop now, losing as little as we can
             for h in histories:
-                del h.costs[h.epochs:]  # the epoch in progress is not done
-            raise OSError(f"training stopped at epoch {max(h.epochs for h in histories)}: {error}; "
-                          f"{checkpoints.after_failure(writers)}") from error
+                del h.costs[h.epochs :]  # the epoch in progress is not done
+            raise OSError(
+                f"training stopped at epoch {max(h.epochs for h in histories)}: {error}; "
+                f"{checkpoints.after_failure(writers)}"
+            ) from error
         finally:
             bar.close()
     return histories
 
 
-def _record_costs(t: int, sweep: Sweep, histories: list[History], running: list[bool], trainee: Trainee,
-                  params: list[Tensor], last_good: list[Tensor]) -> list[float]:
+def _record_costs(
+    t: int,
+    sweep: Sweep,
+    histories: list[History],
+    running: list[bool],
+    trainee: Trainee,
+    params: list[Tensor],
+    last_good: list[Tensor],
+) -> list[float]:
     """J(θ(t)) of each running model into its history, or, where it diverged, that model stopped with θ(t-1);
     returns the running models' costs, read in one synchronisation."""
     costs = sweep.J.tolist()  # a float for one model, a list for a stack
@@ -469,9 +522,18 @@ def _one_or_list(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _log_epoch(t: int, trainee: Trainee, writers: list[RunWriter], histories: list[History],
-               running: list[bool], sweep: Sweep, labels: int, val: tuple[Tensor, Tensor, int] | None,
-               config: TrainConfig, best: list[Tensor] | None) -> None:
+def _log_epoch(
+    t: int,
+    trainee: Trainee,
+    writers: list[RunWriter],
+    histories: list[History],
+    running: list[bool],
+    sweep: Sweep,
+    labels: int,
+    val: tuple[Tensor, Tensor, int] | None,
+    config: TrainConfig,
+    best: list[Tensor] | None,
+) -> None:
     """Epoch t's scalars, all at θ(t): the costs, the accuracies (counted in the cost's sweep), ‖∇J‖ and the
     learning rate about to be used; the validation cost, which early stopping watches. Every rank computes them
     (the sums are reduced over the ranks); rank 0 writes them."""
@@ -502,8 +564,9 @@ def _evaluate_all(trainee: Trainee, X: Any, Y: Any, n: int) -> tuple[list[float]
     return totals[0].tolist(), (totals[1] / (n * labels_per_row(trainee.reference))).tolist()
 
 
-def _early_stopping(t: int, val_cost: float, history: History, patience: int, trainee: Trainee, k: int,
-                    best: list[Tensor]) -> None:
+def _early_stopping(
+    t: int, val_cost: float, history: History, patience: int, trainee: Trainee, k: int, best: list[Tensor]
+) -> None:
     """Keep θ(t) of model k if its validation cost is the lowest so far; stop it after ``patience`` evaluations
     without improvement (its epoch still ends with the step under way)."""
     if history.best_epoch is None or val_cost < history.val_costs[history.val_epochs.index(history.best_epoch)]:
@@ -514,9 +577,17 @@ def _early_stopping(t: int, val_cost: float, history: History, patience: int, tr
         history.stop_reason = "early_stopping"
 
 
-def _finish(trainee: Trainee, X: Any, Y: Any, n: int, val: tuple[Tensor, Tensor, int] | None,
-            histories: list[History], writers: list[RunWriter], config: TrainConfig,
-            hparams: list[dict[str, object]]) -> None:
+def _finish(
+    trainee: Trainee,
+    X: Any,
+    Y: Any,
+    n: int,
+    val: tuple[Tensor, Tensor, int] | None,
+    histories: list[History],
+    writers: list[RunWriter],
+    config: TrainConfig,
+    hparams: list[dict[str, object]],
+) -> None:
     """The trained models' final cost and accuracies, logged at step ``epochs`` so that each curve ends at the
     final cost, with the dashboard and the hyperparameters and final metrics for the HParams view."""
     costs, accuracies = _evaluate_all(trainee, X, Y, n)
@@ -531,29 +602,41 @@ def _finish(trainee: Trainee, X: Any, Y: Any, n: int, val: tuple[Tensor, Tensor,
                 scalars.update({"cost/val": h.val_cost, "accuracy/val": h.val_accuracy})
             writers[k].add_step_scalars(scalars, h.epochs)
             write_dashboard(writers[k], trainee.model(k), X, Y, h.epochs)
-            _write_summary(writers[k], trainee.model(k), config, trainee.optimizer_class,
-                           trainee.learning_rates()[k], hparams[k])
+            _write_summary(
+                writers[k], trainee.model(k), config, trainee.optimizer_class, trainee.learning_rates()[k], hparams[k]
+            )
 
 
 @contextlib.contextmanager
-def _writers(config: TrainConfig, rank: int, resume_from: str | Path | None, first: int,
-             run_names: list[str] | None):
+def _writers(config: TrainConfig, rank: int, resume_from: str | Path | None, first: int, run_names: list[str] | None):
     """Rank 0's TensorBoard writers, one per model, opened after every output path was checked and locked
     (:func:`~torch_shallow.run.run_outputs`); none on other ranks or without ``log_dir``."""
     if rank != 0:
         yield []
         return
-    runs = None if config.log_dir is None else [config.log_dir / name for name in run_names] if run_names else [
-        config.log_dir]
-    with run_outputs(config.log_dir, config.checkpoint, resume_from, runs,
-                     purge_step=first if resume_from is not None else None) as writers:
+    runs = (
+        None
+        if config.log_dir is None
+        else [config.log_dir / name for name in run_names]
+        if run_names
+        else [config.log_dir]
+    )
+    with run_outputs(
+        config.log_dir, config.checkpoint, resume_from, runs, purge_step=first if resume_from is not None else None
+    ) as writers:
         yield writers
 
 
 def _absolute(config: TrainConfig) -> TrainConfig:
     """The config with absolute output paths, so that a checkpoint resumes from any working directory."""
-    return dataclasses.replace(config, **{name: Path(getattr(config, name)).absolute()
-                                          for name in ("log_dir", "checkpoint") if getattr(config, name) is not None})
+    return dataclasses.replace(
+        config,
+        **{
+            name: Path(getattr(config, name)).absolute()
+            for name in ("log_dir", "checkpoint")
+            if getattr(config, name) is not None
+        },
+    )
 
 
 def _plain(config: TrainConfig) -> dict[str, object]:
@@ -595,8 +678,9 @@ def _epochs(history: dict[str, Any] | list[dict[str, Any]]) -> int:
     return max(h["epochs"] for h in history) if isinstance(history, list) else history["epochs"]
 
 
-def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, object],
-                       config: TrainConfig) -> tuple[list[History], dict[str, Tensor] | None]:
+def _resumed_histories(
+    path: str | Path, trainee: Trainee, data: dict[str, object], config: TrainConfig
+) -> tuple[list[History], dict[str, Tensor] | None]:
     """The histories of the checkpointed run, with the trainee restored, and the best validation epoch's weights if
     the run kept them. A model that ended stays ended, but one that "converged" only if its last two costs meet this
     ``tol`` too, so that a converged run takes no more steps and a smaller ``tol`` lets it go on."""
@@ -609,14 +693,21 @@ def _resumed_histories(path: str | Path, trainee: Trainee, data: dict[str, objec
     return histories, state.get("best")
 
 
-def _write_summary(writer: RunWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float,
-                   hparams: dict[str, object]) -> None:
+def _write_summary(
+    writer: RunWriter, model: ShallowNet, config: TrainConfig, optimizer: str, lr: float, hparams: dict[str, object]
+) -> None:
     """The run's hyperparameters, for the HParams dashboard, whose metrics are the curves' last points. Of
     ``hparams``, values that are None (options not used) and the settings of where and in what precision it ran are
     kept in the checkpoint only."""
-    run = {"lr": lr, "max_epochs": config.max_epochs, "tol": config.tol, "optimizer": optimizer,
-           "hidden_features": model.hidden_features, "activation": model.activation,
-           **{k: v for k, v in hparams.items() if v is not None and k not in RUN_SETTINGS}}
+    run = {
+        "lr": lr,
+        "max_epochs": config.max_epochs,
+        "tol": config.tol,
+        "optimizer": optimizer,
+        "hidden_features": model.hidden_features,
+        "activation": model.activation,
+        **{k: v for k, v in hparams.items() if v is not None and k not in RUN_SETTINGS},
+    }
     if config.patience is not None:
         run["patience"] = config.patience
     if model.output != "sigmoid":
@@ -638,8 +729,9 @@ def _rows_over_ranks(X: Tensor | NpyRows, model: ShallowNet) -> tuple[int, int]:
     return n, first_row
 
 
-def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, fingerprint: Fingerprint | None,
-             first_row: int) -> Tensor | NpyRows:
+def _checked(
+    X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, fingerprint: Fingerprint | None, first_row: int
+) -> Tensor | NpyRows:
     """Check (X, Y) once and add them to ``fingerprint``; returns Y as (n, d2) in X's dtype. On-disk data is read
     through once, block by block, for both."""
     block_rows = auto_block_rows(model.W1)
@@ -649,8 +741,10 @@ def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, finger
         Y = check_targets(Y, shape, like=X, output=output)
         checked = True
     elif X.shape[1] != model.in_features or Y.shape != shape:
-        raise ValueError(f"on-disk data of shapes X {X.shape}, Y {Y.shape} does not fit the model: expected "
-                         f"X (n, {model.in_features}) and Y (n, {model.out_features}) with the same n")
+        raise ValueError(
+            f"on-disk data of shapes X {X.shape}, Y {Y.shape} does not fit the model: expected "
+            f"X (n, {model.in_features}) and Y (n, {model.out_features}) with the same n"
+        )
     else:
         checked = False
     if checked and fingerprint is None:
@@ -671,8 +765,10 @@ def _checked(X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, finger
 def _checked_val(val: object, model: ShallowNet) -> tuple[Tensor, Tensor, int]:
     """(X_val, Y_val (n_val, d2), global n_val) from the pair ``val``, checked as the training data."""
     if not isinstance(val, (tuple, list)) or len(val) != 2:
-        raise TypeError(f"val must be a pair (X_val, Y_val), got {type(val).__name__}"
-                        + (f" of length {len(val)}" if isinstance(val, (tuple, list)) else ""))
+        raise TypeError(
+            f"val must be a pair (X_val, Y_val), got {type(val).__name__}"
+            + (f" of length {len(val)}" if isinstance(val, (tuple, list)) else "")
+        )
     X_val, Y_val = val
     n_val, _ = _rows_over_ranks(X_val, model)
     try:
@@ -695,8 +791,9 @@ def _divergence_limit(history: History, cost: float) -> float:
     return DIVERGENCE_FACTOR * max(history.costs[0] if history.costs else cost, 1.0)
 
 
-def _diverged(t: int, cost: float, history: History, trainee: Trainee, k: int, params: list[Tensor],
-              last_good: list[Tensor]) -> None:
+def _diverged(
+    t: int, cost: float, history: History, trainee: Trainee, k: int, params: list[Tensor], last_good: list[Tensor]
+) -> None:
     """Stop model k at a NaN, inf or runaway J(θ(t)), putting back θ(t-1), whose cost was fine."""
     if not history.costs:
         raise ValueError(f"the initial parameters give a cost of {cost}; check the model's parameters for NaN or inf")

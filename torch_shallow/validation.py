@@ -51,14 +51,17 @@ def check_parameters(W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor) -> None:
     expected = {"b1": (d1,), "W2": (d2, d1), "b2": (d2,)}
     for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
         if tuple(t.shape) != expected[name]:
-            raise ValueError(f"{name} must have shape {expected[name]} to match W1 {tuple(W1.shape)}, "
-                             f"got {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must have shape {expected[name]} to match W1 {tuple(W1.shape)}, got {tuple(t.shape)}"
+            )
     if not W1.is_floating_point():
         raise TypeError(f"parameters must be floating point, got W1 of dtype {W1.dtype}")
     for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
         if t.dtype != W1.dtype or t.device != W1.device:
-            raise TypeError(f"parameters must share one dtype and device: W1 has dtype {W1.dtype} on {W1.device}, "
-                            f"{name} has dtype {t.dtype} on {t.device}")
+            raise TypeError(
+                f"parameters must share one dtype and device: W1 has dtype {W1.dtype} on {W1.device}, "
+                f"{name} has dtype {t.dtype} on {t.device}"
+            )
 
 
 def check_features(X: Tensor, W1: Tensor) -> None:
@@ -71,8 +74,9 @@ def check_features(X: Tensor, W1: Tensor) -> None:
     if X.shape[0] == 0:
         raise ValueError(f"X must hold at least one sample, got {_describe(X)}")
     if X.shape[1] != W1.shape[1]:
-        raise ValueError(f"X must have d = {W1.shape[1]} features (columns) to match W1 {tuple(W1.shape)}, "
-                         f"got {_describe(X)}")
+        raise ValueError(
+            f"X must have d = {W1.shape[1]} features (columns) to match W1 {tuple(W1.shape)}, got {_describe(X)}"
+        )
     if X.device != W1.device:
         raise ValueError(f"X is on {X.device} but the parameters are on {W1.device}; move one with .to()")
     if X.dtype != W1.dtype:
@@ -111,8 +115,10 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor, output: st
             with intra_op_threads(1):
                 worst = (Y.sum(-1, dtype=torch.float64) - 1).abs().max().item()
             if worst > 1e-3:  # soft labels rounded to float16 still sum to 1 within this
-                raise ValueError(f"Y's rows must sum to 1 for softmax outputs (one-hot or class probabilities); "
-                                 f"a row sums to {1 + worst:g} or {1 - worst:g}")
+                raise ValueError(
+                    f"Y's rows must sum to 1 for softmax outputs (one-hot or class probabilities); "
+                    f"a row sums to {1 + worst:g} or {1 - worst:g}"
+                )
     return Y
 
 
@@ -131,7 +137,14 @@ def check_output(output: str, d2: int) -> None:
 
 
 def check_cost_inputs(
-    X: Tensor, Y: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str, block_rows: int | None,
+    X: Tensor,
+    Y: Tensor,
+    W1: Tensor,
+    b1: Tensor,
+    W2: Tensor,
+    b2: Tensor,
+    activation: str,
+    block_rows: int | None,
     output: str = "sigmoid",
 ) -> Tensor:
     """The checks of the cost's inputs; returns Y as (n, d2) in X's dtype (see :func:`check_targets`)."""
