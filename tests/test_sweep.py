@@ -17,7 +17,7 @@ from torch_shallow import ShallowNet, TrainConfig, fit, open_npy, planar
 from torch_shallow.checkpoint import load_checkpoint
 from torch_shallow.cli import main
 from torch_shallow.distributed import shard
-from torch_shallow.sweep import ModelStack, fit_many
+from torch_shallow.stack import ModelStack, fit_many
 
 # hidden size, activation, learning rate: mixed, so that padding, activation runs and per-model steps all matter
 GRID = [(1, "tanh", 1.2), (4, "sigmoid", 0.5), (5, "relu", 0.3), (20, "tanh", 1.2), (3, "sigmoid", 2.0)]

@@ -3,14 +3,19 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .activations import ACTIVATIONS
+from .callbacks import Callback, Run
+from .checkpoint import CheckpointError
 from .data import DATASETS, circles, load_csv, moons, planar
+from .early_stopping import EarlyStopping
+from .errors import TrainingDiverged, TrainingInterrupted
+from .evaluation import evaluate
 from .functional import ShallowBCEFunction, ShallowNetFunction, shallow_bce, shallow_net
 from .module import ShallowNet
 from .ondisk import NpyRows, csv_to_npy, open_npy, parquet_to_npy
 from .parquet import ParquetRows, open_parquet
 from .run import RunInUse, default_run_dir
-from .sweep import fit_many
-from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, evaluate, fit
+from .stack import fit_many
+from .trainer import History, TrainConfig, fit
 
 try:
     __version__ = version("torch_shallow")
@@ -19,10 +24,14 @@ except PackageNotFoundError:  # imported from a source tree that was not install
 
 __all__ = [
     "ACTIVATIONS",
+    "Callback",
+    "CheckpointError",
     "DATASETS",
+    "EarlyStopping",
     "History",
     "NpyRows",
     "ParquetRows",
+    "Run",
     "RunInUse",
     "ShallowBCEFunction",
     "ShallowNet",

@@ -1,11 +1,18 @@
 """TensorBoard output, in each run's directory (see :mod:`torch_shallow.run`): scalars, hyperparameters,
 histograms, the decision boundary of 2-D data with its colour key, a layout that overlays training and validation
-curves, and the model's graph."""
+curves, and the model's graph; written by the callbacks :class:`TensorBoard` and :class:`Dashboard`.
+
+Imported only by runs that log, so that ``import torch_shallow`` does not load TensorBoard, protobuf or Pillow."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +23,10 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from .callbacks import Callback, Run
+from .evaluation import labels_per_row
 from .functional import ShallowNetFunction, auto_block_rows
+from .stopping import diverging
 
 HParamValue = int | float | str | bool
 
@@ -230,3 +240,148 @@ def _name_values(graph: torch.Graph) -> None:
                 if use.user.kind() == "prim::TupleUnpack" and node.pyname() in FUNCTION_OUTPUTS:
                     for value, name in zip(use.user.outputs(), FUNCTION_OUTPUTS[node.pyname()]):
                         value.setDebugName(name)
+
+
+@contextlib.contextmanager
+def open_writers(runs: list[Path], purge_step: int | None) -> Iterator[list[RunWriter]]:
+    """A :class:`RunWriter` for each run directory, closed at the end of the block. ``purge_step``: a resumed run's
+    first epoch, from which TensorBoard drops what the interrupted run had logged."""
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for run in runs:
+            writer = RunWriter(str(run), purge_step=purge_step)
+            stack.callback(_close, writer)
+            writers.append(writer)
+        with _quiet_writer_thread():
+            yield writers
+
+
+def _close(writer: RunWriter) -> None:
+    with contextlib.suppress(OSError):  # a failure to write was reported where it happened
+        writer.close()
+
+
+@contextlib.contextmanager
+def _quiet_writer_thread() -> Iterator[None]:
+    """TensorBoard writes from a thread of its own, which prints a traceback when the disk fills up; the writer
+    raises the same error at the next write, and the trainer reports it with what it did about it, once."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (issubclass(args.exc_type, OSError) and type(args.thread).__module__.startswith("tensorboard.")):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+class TensorBoard(Callback):
+    """The scalars of each running model every ``every`` epochs, all at θ(t), at step t: ``cost/train``,
+    ``accuracy/train`` (counted in the pass that computes the cost, which the next epoch then reuses),
+    ``grad_norm``, the ``lr`` about to be used, and with validation data ``cost/val`` and ``accuracy/val``. At the
+    start of a new run, the layout and the model's graph (one model only: a stack's models share one architecture,
+    and tracing each would cost seconds). At the end, the trained models' values at step ``epochs``, so that each
+    curve ends at the final cost, and each run's hyperparameters for the HParams dashboard."""
+
+    def __init__(self, every: int, hparams: list[dict[str, object]], summary: dict[str, object]) -> None:
+        self.every, self.hparams, self.summary = every, hparams, summary
+
+    def on_fit_start(self, run: Run) -> None:
+        if run.epoch == 0:
+            for writer in run.writers:
+                write_layout(writer)
+            if len(run.writers) == 1:
+                write_graph(run.writers[0], run.models[0], run.X)
+        self.on_epoch_end(run)
+
+    def on_epoch_end(self, run: Run) -> None:
+        if run.last or run.epoch % self.every != 0:
+            return
+        result = run.cost_and_grad(count_right=True)
+        costs = result.J.reshape(-1).tolist()
+        accuracies = (result.right.reshape(-1).double() / (run.n * labels_per_row(run.trainee))).tolist()
+        norms, lrs = run.trainee.grad_norms(), run.learning_rates
+        val = run.validation() if run.val is not None else None
+        scalars: list[dict[str, float] | None] = []
+        for k, history in enumerate(run.histories):
+            if not run.running[k] or diverging(history, costs[k]):
+                scalars.append(None)
+                continue
+            values = {"cost/train": costs[k], "accuracy/train": accuracies[k]}
+            if val is not None:
+                values.update({"cost/val": val[0][k], "accuracy/val": val[1][k]})
+            scalars.append({**values, "grad_norm": norms[k], "lr": lrs[k]})
+        _write_scalars(run, scalars)
+
+    def on_fit_end(self, run: Run) -> None:
+        if run.interrupted:
+            return
+        for k, (history, writer) in enumerate(zip(run.histories, run.writers)):
+            values = {"cost/train": history.final_cost, "accuracy/train": history.train_accuracy}
+            if history.val_cost is not None:
+                values.update({"cost/val": history.val_cost, "accuracy/val": history.val_accuracy})
+            writer.add_step_scalars(values, history.epochs)
+        models = run.models
+        for k, writer in enumerate(run.writers):
+            write_summary(writer, models[k], {"lr": run.learning_rates[k], **self.summary}, self.hparams[k])
+
+
+def _write_scalars(run: Run, scalars: list[dict[str, float] | None]) -> None:
+    """Each model's scalars at its own epoch (the models of a resumed stack may have taken different numbers)."""
+    for k, values in enumerate(scalars):
+        if values and run.writers:
+            run.writers[k].add_step_scalars(values, run.histories[k].epochs)
+
+
+class Dashboard(Callback):
+    """Every ``every`` epochs and at the end, histograms of θ and ∇J and, for 2-D data, the decision boundary
+    (:func:`write_dashboard`), of at most ``models`` models: those of the lowest cost at that epoch (None: all).
+    A stack of hundreds of models would otherwise spend most of its time drawing."""
+
+    def __init__(self, every: int, models: int | None) -> None:
+        self.every, self.models = every, models
+
+    def on_fit_start(self, run: Run) -> None:
+        self.on_epoch_end(run)
+
+    def on_epoch_end(self, run: Run) -> None:
+        if run.last or run.epoch % self.every != 0 or not run.writers:
+            return
+        costs = run.cost_and_grad().J.reshape(-1).tolist()  # and ∇J(θ(t)), for the histograms
+        self._write(run, costs, [h.epochs for h in run.histories])
+
+    def on_fit_end(self, run: Run) -> None:
+        if run.interrupted or not run.writers:
+            return
+        self._write(run, [h.final_cost for h in run.histories], [h.epochs for h in run.histories])
+
+    def _write(self, run: Run, costs: list[float], steps: list[int]) -> None:
+        chosen = sorted(range(len(costs)), key=lambda k: (math.isnan(costs[k]), costs[k]))[: self.models]
+        models = run.trainee.models(chosen)
+        for k, model in zip(chosen, models):
+            write_dashboard(run.writers[k], model, run.X, run.Y, steps[k])
+
+
+# Recorded by the command line with a run's hyperparameters, for resuming; not hyperparameters themselves.
+RUN_SETTINGS = ("device", "dtype", "save")
+
+
+def write_summary(
+    writer: SummaryWriter, model: torch.nn.Module, training: dict[str, object], hparams: dict[str, object]
+) -> None:
+    """The run's hyperparameters, for the HParams dashboard, whose metrics are the curves' last points: those of
+    ``training`` (lr, max_epochs, tol, optimizer, patience), the model's, and the caller's ``hparams``, of which values
+    that are None (options not used) and the settings of where and in what precision it ran are kept in the
+    checkpoint only."""
+    run = {
+        **training,
+        "hidden_features": model.hidden_features,
+        "activation": model.activation,
+        **{k: v for k, v in hparams.items() if v is not None and k not in RUN_SETTINGS},
+    }
+    if model.output != "sigmoid":
+        run["output"] = model.output
+    write_hparams(writer, run)

@@ -10,15 +10,18 @@ optimizer's class and the fingerprint of the training data (see :class:`~torch_s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .callbacks import Callback, Run
+from .hyperparameters import dtype_name
 from .run import fingerprint_changes
 
-FORMAT = "torch_shallow.checkpoint/2"
+FORMAT = "torch_shallow.checkpoint/3"
 # A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
 REQUIRED = {
     "model": dict,
@@ -30,6 +33,7 @@ REQUIRED = {
     "architecture": (dict, list),
     "optimizer_class": str,
     "data": dict,
+    "callbacks": dict,
 }
 # Optimizer settings that choose an implementation, not the update: a resumed run may differ in these.
 IMPLEMENTATION_OPTIONS = {"params", "foreach", "fused", "capturable", "differentiable"}
@@ -90,13 +94,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} cannot be read: it is truncated, corrupt or not a checkpoint ({type(error).__name__})"
         ) from error
+    if isinstance(state, dict) and state.get("format") == "torch_shallow.checkpoint/2":
+        raise CheckpointError(
+            f"checkpoint {path} was written by torch_shallow 0.1, whose checkpoints this version does not resume; "
+            "finish that run with torch_shallow 0.1"
+        )
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {FORMAT} file")
     for key, kind in REQUIRED.items():
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"checkpoint {path} has no valid {key!r} entry")
-    if not isinstance(state.get("best", {}), dict):  # only runs with early stopping keep one
-        raise CheckpointError(f"checkpoint {path} has no valid 'best' entry")
     return state
 
 
@@ -106,23 +113,17 @@ def training_state(
     config: dict[str, Any],
     hparams: dict[str, object] | list[dict[str, object]],
     data: dict[str, Any],
-    trained: dict[str, Tensor] | None = None,
-    best: list[Tensor] | None = None,
+    callbacks: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Everything a resumed run needs, and what tells whether it is resumed into the same run. ``trainee`` is what
     the trainer trains (one model and its optimizer, or a stack of models; see ``trainer.fit`` and
-    ``sweep.fit_many``): it gives its weights, optimizer state, architecture and optimizer class.
-
-    With early stopping, ``best`` is the best validation epoch's parameters (in the order of the weights), kept as
-    ``best``; once they are put back into the trainee at the end, ``trained`` is θ(epochs), which a resumed run
-    goes on from, kept as ``model`` while ``restored_best`` says that the trained model is ``best``
-    (:func:`trained_weights`)."""
+    ``stack.fit_many``): it gives its weights, optimizer state, architecture and optimizer class. ``callbacks`` holds
+    each callback's ``state_dict`` by name (``callbacks.state_keys``)."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    weights = trainee.weights()
-    state = {
-        "model": weights if trained is None else trained,
+    return {
+        "model": trainee.weights(),
         "optimizer": trainee.optimizer_state(),
         "history": history,
         "rng": rng,
@@ -131,17 +132,14 @@ def training_state(
         "architecture": trainee.architecture(),
         "optimizer_class": trainee.optimizer_class,
         "data": data,
+        "callbacks": callbacks,
     }
-    if best is not None:
-        state["best"] = dict(zip(weights, best))
-        state["restored_best"] = trained is not None
-    return state
 
 
 def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
-    """The trained model's weights in a checkpoint: the best validation epoch's where the run ended by putting them
-    back, otherwise the last epoch's."""
-    return state["best"] if state.get("restored_best") else state["model"]
+    """The trained model's weights in a checkpoint: those of its best validation epoch where early stopping put them
+    back at the end, otherwise the last epoch's."""
+    return state["model"]
 
 
 def architecture(model: nn.Module) -> dict[str, object]:
@@ -152,7 +150,7 @@ def architecture(model: nn.Module) -> dict[str, object]:
         "out_features": model.out_features,
         "activation": model.activation,
         "output": model.output,
-        "dtype": str(model.W1.dtype).removeprefix("torch."),
+        "dtype": dtype_name(model.W1.dtype),
     }
 
 
@@ -213,3 +211,41 @@ def optimizer_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
         for key in sorted((set(a) | set(b)) - IMPLEMENTATION_OPTIONS)
         if a.get(key) != b.get(key)
     ]
+
+
+class Checkpointing(Callback):
+    """Rank 0 writes the checkpoint every ``every`` epochs and at the end of training (after Ctrl-C and SIGTERM
+    too), flushing TensorBoard first so that a failing disk shows at the latest here; ``state`` gives what to write
+    (:func:`training_state`). Remembers the last epoch on disk, for the messages."""
+
+    def __init__(self, path: Path | None, every: int, state: Callable[[], dict[str, Any]]) -> None:
+        self.path, self.every, self.state = path, every, state
+        self.epoch: int | None = None
+
+    def on_epoch_end(self, run: Run) -> None:
+        if not run.last and run.epoch % self.every == 0:
+            self.save(run)
+
+    def on_fit_end(self, run: Run) -> None:
+        self.save(run)
+
+    def save(self, run: Run) -> None:
+        for writer in run.writers:
+            writer.flush()
+        if self.path is not None:
+            save_checkpoint(self.path, self.state())
+            self.epoch = run.epoch
+
+    def resume_hint(self) -> str:
+        return "" if self.path is None else f"; resume from {self.path}"
+
+    def after_failure(self) -> str:
+        """Try once more to save the last whole epoch; say what is on disk."""
+        if self.path is None:
+            return "no checkpoint was set"
+        try:
+            save_checkpoint(self.path, self.state())
+            return f"checkpoint written{self.resume_hint()}"
+        except OSError as error:
+            last = "none was written" if self.epoch is None else f"the last one, of epoch {self.epoch}, is intact"
+            return f"the checkpoint could not be written either ({error}); {last}"

@@ -29,7 +29,7 @@ from .module import ShallowNet
 from .ondisk import NpyRows, csv_to_npy, open_npy, parquet_to_npy
 from .parquet import open_parquet
 from .run import RunInUse, check_output_file, holds_run, new_run_dir
-from .sweep import fit_many
+from .stack import fit_many
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, fit
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

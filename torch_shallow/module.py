@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .functional import Sweep, cost_and_gradients, probabilities, shallow_bce, shallow_net
+from .functional import Sweep as RowPass
+from .functional import cost_and_gradients, probabilities, shallow_bce, shallow_net
 from .validation import check_cost_inputs, check_output
 
 
@@ -161,19 +162,21 @@ class ShallowNet(nn.Module):
         """
         if check_inputs:
             Y = check_cost_inputs(X, Y, self.W1, self.b1, self.W2, self.b2, self.activation, block_rows, self.output)
-        return self._sweep_into_grad(X, Y, n, block_rows).J
+        return self.gradient_pass(X, Y, n=n, block_rows=block_rows).J
 
-    def _sweep_into_grad(
-        self, X: Tensor, Y: Tensor, n: int | None, block_rows: int | None = None, count_right: bool = False
-    ) -> Sweep:
-        """``cost_and_grad`` on checked data, also counting the right answers if asked (for the trainer)."""
+    def gradient_pass(
+        self, X: Tensor, Y: Tensor, *, n: int | None = None, block_rows: int | None = None, count_right: bool = False
+    ) -> RowPass:
+        """:meth:`cost_and_grad` without the checks of X and Y, for a trainer that checked them once: one pass over
+        the rows giving J, ∇J written into ``.grad`` as there, and the labels predicted right if ``count_right``
+        (:func:`~torch_shallow.functional.cost_and_gradients`). Y is (n, d2) in X's dtype."""
         params = (self.W1, self.b1, self.W2, self.b2)
         needs = (False, *(p.requires_grad for p in params))
         with torch.no_grad():
-            sweep = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output, count_right)
-        for p, g in zip(params, sweep.gradients[1:]):
+            result = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output, count_right)
+        for p, g in zip(params, result.gradients[1:]):
             p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay
-        return sweep
+        return result
 
     def extra_repr(self) -> str:
         return (

@@ -1,6 +1,5 @@
-"""What makes a training run safe to stop, resume, move and repeat: its own directory, a lock held while it writes
-there, a fingerprint of the data it trains on, output paths checked before the first epoch, and signals that end it
-after a whole epoch.
+"""Where a training run writes: its own directory, a lock held while it writes there, and output paths checked before
+the first epoch. (Its data's fingerprint and the stop signals have modules of their own.)
 
 A run directory is created exclusively (``runs/planar-20261129-101500``, then ``-2``, ``-3``... if that name is
 taken), so that two runs never share one. While a run writes to its directory or checkpoint it holds an exclusive
@@ -14,17 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import Tensor
 
-from .board import RunWriter
 from .distributed import all_reduce_sum_
 
 LOCK_NAME = ".lock"  # in a run directory; a checkpoint outside one is locked through ".<name>.lock" beside it
@@ -34,10 +30,46 @@ class RunInUse(RuntimeError):
     """Another process is writing to this run directory or checkpoint."""
 
 
+def run_name(experiment: str) -> str:
+    """``<experiment>-<YYYYmmdd-HHMMSS>``: TensorBoard lists runs named so in the order they started. A stack's
+    runs lie in one such directory, each named by :func:`model_run_names`."""
+    return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
-    """A new, empty run directory ``<root>/<experiment>-<YYYYmmdd-HHMMSS>``, created here (see :func:`new_run_dir`);
-    TensorBoard lists runs named so in the order they started."""
-    return new_run_dir(Path(root) / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
+    """A new, empty run directory ``<root>/<experiment>-<YYYYmmdd-HHMMSS>`` (:func:`run_name`), created here (see
+    :func:`new_run_dir`)."""
+    return new_run_dir(Path(root) / run_name(experiment))
+
+
+def model_run_names(hidden: list[int], activations: list[str], lrs: list[float], seeds: list[object]) -> list[str]:
+    """The TensorBoard run of each model of a stack: ``h<d1>-<activation>-lr<α>-s<seed>``, α written with as many
+    digits as it takes to tell the stack's learning rates apart (``repr`` of the float at worst); ``-<k>`` is
+    appended, k the model's index, wherever two names would still be equal (a seed given twice, or none)."""
+    digits = next((p for p in range(6, 18) if len({f"{lr:.{p}g}" for lr in lrs}) == len(set(lrs))), None)
+    shown = [f"{lr:.{digits}g}" if digits is not None else repr(lr) for lr in lrs]
+    names = [
+        f"h{h}-{a}-lr{lr}" + (f"-s{seed}" if seed is not None else "")
+        for h, a, lr, seed in zip(hidden, activations, shown, seeds)
+    ]
+    return [f"{name}-{k}" if names.count(name) > 1 else name for k, name in enumerate(names)]
+
+
+def check_run_names(names: list[str]) -> None:
+    """A stack's run names: one per model, distinct, each a plain directory name."""
+    for k, name in enumerate(names):
+        if (
+            not isinstance(name, str)
+            or not name
+            or name in (".", "..")
+            or "/" in name
+            or os.sep in name
+            or "\0" in name
+        ):
+            raise ValueError(f"run_names[{k}] must be a plain directory name, got {name!r}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"run_names must be distinct; {', '.join(map(repr, twice))} appear more than once")
 
 
 def new_run_dir(path: str | Path) -> Path:
@@ -66,11 +98,10 @@ def run_outputs(
     checkpoint: Path | None,
     resume_from: str | Path | None,
     runs: list[Path] | None,
-    purge_step: int | None,
-) -> Iterator[list[RunWriter]]:
-    """Check every output path, lock the run directory and the checkpoint, and open a TensorBoard writer for each
-    of ``runs`` (``log_dir`` itself, or a sweep's run per model under it), all before the first epoch; yields the
-    writers, none without ``log_dir``. Paths are absolute.
+) -> Iterator[None]:
+    """Check every output path and lock the run directory and the checkpoint for the block, all before the first
+    epoch. ``runs`` are the TensorBoard runs that will be written: ``log_dir`` itself, or a stack's run per model
+    under it. Paths are absolute.
 
     A new run (``resume_from`` None) may not write into a directory that holds another run's event files, nor over
     an existing checkpoint; a resumed one writes its own, which is the file it resumes from.
@@ -96,36 +127,8 @@ def run_outputs(
             )
         if checkpoint.parent != log_dir:
             targets.append(checkpoint)
-    with locked(targets), contextlib.ExitStack() as stack:
-        writers = []
-        for run in runs or []:
-            writer = RunWriter(str(run), purge_step=purge_step)
-            stack.callback(_close, writer)
-            writers.append(writer)
-        with _quiet_writer_thread():
-            yield writers
-
-
-def _close(writer: RunWriter) -> None:
-    with contextlib.suppress(OSError):  # a failure to write was reported where it happened
-        writer.close()
-
-
-@contextlib.contextmanager
-def _quiet_writer_thread() -> Iterator[None]:
-    """TensorBoard writes from a thread of its own, which prints a traceback when the disk fills up; the writer
-    raises the same error at the next write, and the trainer reports it with what it did about it, once."""
-    previous = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if not (issubclass(args.exc_type, OSError) and type(args.thread).__module__.startswith("tensorboard.")):
-            previous(args)
-
-    threading.excepthook = hook
-    try:
+    with locked(targets):
         yield
-    finally:
-        threading.excepthook = previous
 
 
 def holds_run(directory: Path) -> bool:
@@ -272,41 +275,3 @@ def fingerprint_changes(saved: dict[str, dict[str, object]], now: dict[str, dict
 
 def _show(value: object) -> str:
     return f"({', '.join(map(str, value))})" if isinstance(value, list) else str(value)
-
-
-# Signals that end a run cleanly: Ctrl-C, and the SIGTERM of `docker stop`, SLURM preemption, systemd and torchrun
-# (which forwards a Ctrl-C to its workers as SIGTERM).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def deferred_stop_signals() -> Iterator[Callable[[], int]]:
-    """SIGINT and SIGTERM only raise a flag that the loop reads between epochs, so that an epoch is never cut in
-    half and a checkpoint can be written; yields a function returning the first signal's number, 0 if none.
-
-    A second Ctrl-C interrupts at once, except under ``torchrun``: there a Ctrl-C in the terminal reaches each
-    worker twice, from the terminal and forwarded by torchrun, which ends workers that take too long itself; a
-    worker that stopped on a signal then ignores SIGINT and SIGTERM until it exits, for torchrun's copy may arrive
-    after training, while the process shuts down. More SIGTERMs change nothing. Signals reach the main thread only;
-    elsewhere nothing is installed.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: 0
-        return
-    received: list[int] = []
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-    second_ctrl_c_stops_at_once = "TORCHELASTIC_RUN_ID" not in os.environ  # set by torchrun in its workers
-
-    def handler(signum, frame):
-        if received and signum == signal.SIGINT and second_ctrl_c_stops_at_once:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    for s in STOP_SIGNALS:
-        signal.signal(s, handler)
-    try:
-        yield lambda: received[0] if received else 0
-    finally:
-        stopping_under_torchrun = received and not second_ctrl_c_stops_at_once
-        for s, h in previous.items():
-            signal.signal(s, signal.SIG_IGN if stopping_under_torchrun else h)

@@ -9,13 +9,20 @@ plain eager mode only (:mod:`~torch_shallow.tracing`); under ``torch.compile``, 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .activations import get_activation
+from .distributed import all_reduce_sum_, world
 from .parallel import intra_op_threads
 from .tracing import plain_eager
+
+if TYPE_CHECKING:
+    from .module import ShallowNet
+    from .ondisk import NpyRows
+    from .run import Fingerprint
 
 
 def _describe(t: Tensor) -> str:
@@ -160,3 +167,78 @@ def check_labels_need_no_gradient(requires_grad: bool) -> None:
     """Y is data: asking for its gradient is an error, not a silent None."""
     if requires_grad:
         raise ValueError("Y requires a gradient, but the labels are data and get none; pass Y.detach()")
+
+
+# The training data, checked once before the first epoch ------------------------------------------------------------
+
+
+def rows_over_ranks(X: Tensor | NpyRows, model: ShallowNet) -> tuple[int, int]:
+    """(n, first row): the number of samples over all ranks, and where this rank's shard starts among them."""
+    if not hasattr(X, "shape") or len(X.shape) != 2:
+        raise TypeError(f"X must be a 2-D tensor or on-disk rows (NpyRows), got {type(X).__name__}")
+    rank, size = world()
+    counts = torch.zeros(size, dtype=torch.float64, device=model.W1.device)
+    counts[rank] = X.shape[0]
+    all_reduce_sum_([counts])
+    n, first_row = int(counts.sum().item()), int(counts[:rank].sum().item())
+    if n == 0:
+        raise ValueError(f"X holds no rows: {X!r}")
+    return n, first_row
+
+
+def check_training_data(
+    X: Tensor | NpyRows, Y: Tensor | NpyRows, model: ShallowNet, fingerprint: Fingerprint | None, first_row: int
+) -> Tensor | NpyRows:
+    """Check (X, Y) once and add them to ``fingerprint``; returns Y as (n, d2) in X's dtype. On-disk data is read
+    through once, block by block, for both. A rank's shard may be empty where other ranks hold the rows."""
+    from .functional import auto_block_rows, row_blocks  # which imports this module
+
+    if isinstance(X, Tensor) and isinstance(Y, Tensor) and X.shape[0] == 0 and world()[1] > 1:
+        # an empty shard (more ranks than rows): nothing to check but its shape; the other ranks hold the rows
+        if X.dim() != 2 or X.shape[1] != model.in_features or Y.shape[0] != 0:
+            raise ValueError(
+                f"an empty shard must be X (0, {model.in_features}) with an empty Y, got X "
+                f"{tuple(X.shape)} and Y {tuple(Y.shape)}"
+            )
+        return Y.reshape(0, model.out_features).to(X.dtype)
+    block_rows = auto_block_rows(model.W1)
+    shape, output = (X.shape[0], model.out_features), model.output
+    if isinstance(X, Tensor) and isinstance(Y, Tensor):
+        check_features(X, model.W1)
+        Y = check_targets(Y, shape, like=X, output=output)
+        checked = True
+    elif X.shape[1] != model.in_features or Y.shape != shape:
+        raise ValueError(
+            f"on-disk data of shapes X {X.shape}, Y {Y.shape} does not fit the model: expected "
+            f"X (n, {model.in_features}) and Y (n, {model.out_features}) with the same n"
+        )
+    else:
+        checked = False
+    if checked and fingerprint is None:
+        return Y
+    for start, (X_rows, Y_rows) in zip(range(0, X.shape[0], block_rows), row_blocks(X, Y, block_rows)):
+        if not checked:
+            try:
+                check_features(X_rows, model.W1)
+                check_targets(Y_rows, (X_rows.shape[0], model.out_features), like=model.W1, output=output)
+            except ValueError as error:
+                raise ValueError(f"{error}, in the block of rows from {start} of {X!r} and {Y!r}") from None
+        if fingerprint is not None:
+            fingerprint.update("X", X_rows, first_row + start)
+            fingerprint.update("Y", Y_rows, first_row + start)
+    return Y
+
+
+def check_validation_data(val: object, model: ShallowNet) -> tuple[Tensor, Tensor, int]:
+    """(X_val, Y_val (n_val, d2), global n_val) from the pair ``val``, checked as the training data."""
+    if not isinstance(val, (tuple, list)) or len(val) != 2:
+        raise TypeError(
+            f"val must be a pair (X_val, Y_val), got {type(val).__name__}"
+            + (f" of length {len(val)}" if isinstance(val, (tuple, list)) else "")
+        )
+    X_val, Y_val = val
+    n_val, _ = rows_over_ranks(X_val, model)
+    try:
+        return X_val, check_training_data(X_val, Y_val, model, None, 0), n_val
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"val: {error}") from None

@@ -1,9 +1,9 @@
-"""Many models trained in one full-batch pass: a sweep over hidden sizes, activations, learning rates and seeds.
+"""Many models trained at once, as one stack: a grid of hidden sizes, activations, learning rates and seeds.
 
 On small data an epoch of one model costs the fixed price of each PyTorch call, not arithmetic. Stacking K models
-along a leading axis runs the slides' formulas once per epoch for all of them, as batched products (``baddbmm``,
-broadcasting ``@``): the same code as for one model (:mod:`~torch_shallow.functional`), through the same training
-loop (:func:`~torch_shallow.trainer.train`).
+along a leading axis runs the slides' formulas once per epoch for all of them, as batched products: the same code
+as for one model (:mod:`~torch_shallow.functional`), through the same training loop
+(:func:`~torch_shallow.trainer.train`).
 
 Models of different hidden sizes are padded to the largest, d1max. A padded unit has zero weights in and out:
 its Z1 is 0 and it adds 0 to Z2, so J and every other gradient are those of the model alone. Only dW2's padded
@@ -12,18 +12,22 @@ columns, dZ2ᵀ A1 with A1 = σ(0), are not zero; they are masked before each st
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .callbacks import Callback
 from .checkpoint import architecture
-from .functional import Sweep, cost_and_gradients
+from .functional import Sweep as RowPass
+from .functional import cost_and_gradients
+from .hyperparameters import CONSTRAINTS
 from .module import ShallowNet
 from .ondisk import NpyRows
-from .trainer import History, TrainConfig, train
+from .run import check_run_names, model_run_names
+from .trainer import History, TrainConfig, run_training
 from .validation import check_parameters
 
 PARAMETERS = ("W1", "b1", "W2", "b2")
@@ -40,6 +44,7 @@ def fit_many(
     hparams: list[dict[str, object]] | None = None,
     run_names: list[str] | None = None,
     resume_from: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> list[History]:
     """Train every model of ``models`` on all of (X, Y) by batch gradient descent, all at once; see
     :func:`~torch_shallow.trainer.fit`, which each model's training equals (to float64 rounding).
@@ -54,11 +59,17 @@ def fit_many(
         models: ShallowNets with one ``in_features``, ``out_features`` and ``output``, one dtype and device;
             hidden sizes and activations may differ. Their parameters are updated in place at the end (and on
             Ctrl-C, SIGTERM or an error).
-        X, Y, config, val, resume_from: as for ``fit``; ``config.lr`` is every model's unless ``lrs`` is given.
+        X: as for ``fit``.
+        Y: as for ``fit``.
+        config: as for ``fit``; ``config.lr`` is every model's unless ``lrs`` is given.
+        val: as for ``fit``.
+        resume_from: as for ``fit``.
         lrs: one learning rate α_k per model.
         hparams: one dict per model, for its HParams session and the checkpoint (seed, ...).
-        run_names: one TensorBoard run name per model under ``config.log_dir``; by default
-            ``h<d1>-<activation>-lr<α>-<k>``.
+        run_names: one TensorBoard run name per model under ``config.log_dir``, distinct plain directory names;
+            by default ``h<d1>-<activation>-lr<α>``, with ``-s<seed>`` where ``hparams`` give a seed and ``-<k>``
+            where names would still be equal (:func:`~torch_shallow.run.model_run_names`).
+        callbacks: as for ``fit``; ``run.models`` are copies of the stack's models.
 
     Returns:
         One :class:`~torch_shallow.trainer.History` per model, in the order of ``models``.
@@ -73,22 +84,29 @@ def fit_many(
         if values is not None and len(values) != K:
             raise ValueError(f"{name} must have one entry per model ({K}), got {len(values)}")
     stack = ModelStack(models, lrs)
-    names = run_names or [
-        f"h{m.hidden_features}-{m.activation}-lr{lr:g}-{k}" for k, (m, lr) in enumerate(zip(models, lrs))
-    ]
+    hparams = hparams or [{} for _ in models]
+    if run_names is None:
+        run_names = model_run_names(
+            [m.hidden_features for m in models],
+            [m.activation for m in models],
+            stack.lrs,
+            [h.get("seed") for h in hparams],
+        )
+    check_run_names(list(run_names))
     try:
-        return train(
+        return run_training(
             stack,
             X,
             Y,
             config,
             val=val,
-            hparams=hparams or [{} for _ in models],
+            hparams=hparams,
             resume_from=resume_from,
-            run_names=names,
+            run_names=list(run_names),
+            callbacks=callbacks,
         )
     finally:
-        stack.write_back()
+        stack.models()
 
 
 class ModelStack:
@@ -117,13 +135,10 @@ class ModelStack:
                     f"({first.W1.dtype}, {first.W1.device})"
                 )
         for k, lr in enumerate(lrs):
-            if (
-                isinstance(lr, bool)
-                or not isinstance(lr, (int, float))
-                or not (math.isfinite(lr) and 0 < lr <= torch.finfo(first.W1.dtype).max)
-            ):
-                raise ValueError(f"lrs[{k}] must be a finite number > 0 within {first.W1.dtype}, got {lr!r}")
-        self.models, self.count = models, len(models)
+            CONSTRAINTS["lr"].check(f"lrs[{k}]", lr)
+            if lr > torch.finfo(first.W1.dtype).max:
+                raise ValueError(f"lrs[{k}] = {lr:g} is beyond the range of the models' dtype {first.W1.dtype}")
+        self.nets, self.count = models, len(models)
         self.hidden = [m.hidden_features for m in models]
         d1 = max(self.hidden)
         factory = {"dtype": first.W1.dtype, "device": first.W1.device}
@@ -145,10 +160,12 @@ class ModelStack:
         units = torch.arange(d1, device=first.W1.device) < torch.tensor(self.hidden, device=first.W1.device)[:, None]
         self.unit_mask = None if min(self.hidden) == d1 else units[:, None, :].to(first.W1.dtype)  # (K, 1, d1max)
         self._gradients: list[Tensor] = []
+        self._previous = [p.clone() for p in self.parameters()]  # θ before the last step
 
-    def sweep(self, X: Any, Y: Any, n: int, count_right: bool) -> Sweep:
+    def cost_and_grad(self, X: Any, Y: Any, n: int, count_right: bool) -> RowPass:
+        """J (K,) and ∇J of every model in one pass over the rows; dW2's padded columns, dZ2ᵀ σ(0), masked."""
         with torch.no_grad():
-            sweep = cost_and_gradients(
+            result = cost_and_gradients(
                 X,
                 Y,
                 self.W1,
@@ -161,24 +178,10 @@ class ModelStack:
                 output=self.output,
                 count_right=count_right,
             )
-        self._gradients = list(sweep.gradients[1:])
-        return sweep
-
-    def evaluate(self, X: Any, Y: Any, n: int) -> Sweep:
-        with torch.no_grad():
-            return cost_and_gradients(
-                X,
-                Y,
-                self.W1,
-                self.b1,
-                self.W2,
-                self.b2,
-                self.activation,
-                (False,) * 5,
-                n=n,
-                output=self.output,
-                count_right=True,
-            )
+        self._gradients = list(result.gradients[1:])
+        if self.unit_mask is not None:
+            self._gradients[2].mul_(self.unit_mask)
+        return result
 
     def gradients(self) -> list[Tensor]:
         return self._gradients
@@ -188,15 +191,17 @@ class ModelStack:
 
     def step(self, running: list[bool]) -> None:
         """θ_k ← θ_k - α_k ∇J(θ_k) for the running models; padded units and stopped models do not move."""
-        dW1, db1, dW2, db2 = self._gradients
-        if self.unit_mask is not None:
-            dW2.mul_(self.unit_mask)
+        torch._foreach_copy_(self._previous, self.parameters())
         stopped = [k for k, on in enumerate(running) if not on]
         if stopped:
             for g in self._gradients:
                 g[stopped] = 0  # a stopped model's ∇J may be NaN: zeroed, not multiplied by 0
         for p, g in zip(self.parameters(), self._gradients):
             p.addcmul_(g, self._lr.view(-1, *([1] * (g.dim() - 1))), value=-1)
+
+    def restore_previous(self, k: int) -> None:
+        for p, previous in zip(self.parameters(), self._previous):
+            p[k] = previous[k]
 
     def select(self, tensor: Tensor, k: int) -> Tensor:
         return tensor[k]
@@ -208,16 +213,19 @@ class ModelStack:
     def learning_rates(self) -> list[float]:
         return self.lrs
 
-    def model(self, k: int) -> ShallowNet:
-        """Model k, its parameters (and, after a sweep, gradients) copied from the stack without the padding."""
-        m, h = self.models[k], self.hidden[k]
-        for i, (name, p) in enumerate(zip(PARAMETERS, self.parameters())):
-            target = getattr(m, name)
-            with torch.no_grad():
-                target.copy_(self._unpadded(p[k], name, h))
-            if self._gradients:
-                target.grad = self._unpadded(self._gradients[i][k], name, h).clone()
-        return m
+    def models(self, indices: Sequence[int] | None = None) -> list[ShallowNet]:
+        """The models (all, or those of ``indices``), their parameters, and gradients after a pass, copied from the
+        stack without the padding."""
+        chosen = range(self.count) if indices is None else indices
+        for k in chosen:
+            m, h = self.nets[k], self.hidden[k]
+            for i, (name, p) in enumerate(zip(PARAMETERS, self.parameters())):
+                target = getattr(m, name)
+                with torch.no_grad():
+                    target.copy_(self._unpadded(p[k], name, h))
+                if self._gradients:
+                    target.grad = self._unpadded(self._gradients[i][k], name, h).clone()
+        return [self.nets[k] for k in chosen]
 
     @staticmethod
     def _unpadded(p: Tensor, name: str, hidden: int) -> Tensor:
@@ -227,10 +235,6 @@ class ModelStack:
             return p
         return p[:, :hidden] if name == "W2" else p[:hidden]
 
-    def write_back(self) -> None:
-        for k in range(self.count):
-            self.model(k)
-
     def weights(self) -> dict[str, Tensor]:
         return {"W1": self.W1, "b1": self.b1, "W2": self.W2, "b2": self.b2}
 
@@ -238,7 +242,7 @@ class ModelStack:
         return {"lrs": self.learning_rates()}
 
     def architecture(self) -> list[dict[str, Any]]:
-        return [architecture(m) for m in self.models]
+        return [architecture(m) for m in self.nets]
 
     def hyperparameter_changes(self, saved: dict[str, Any]) -> list[str]:
         return (

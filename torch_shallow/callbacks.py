@@ -1,0 +1,205 @@
+"""Callbacks: what happens around the training loop, each concern in one small class.
+
+The loop (:func:`~torch_shallow.trainer.train`) is the slides' steps 2-4 and one event call. After the update of
+epoch t it calls ``on_epoch_end`` of each callback whose ``every`` divides t + 1, and, once, of every callback after
+the last epoch. Between two calls the loop owes a callback nothing, so the epochs in between may run in one go.
+
+The built-in callbacks, which :class:`~torch_shallow.trainer.TrainConfig` builds, are early stopping
+(:class:`~torch_shallow.early_stopping.EarlyStopping`), evaluation (:class:`~torch_shallow.evaluation.Evaluation`),
+TensorBoard (:mod:`~torch_shallow.board`), checkpoints (:class:`~torch_shallow.checkpoint.Checkpointing`), the
+progress bar (:mod:`~torch_shallow.progress`) and stop signals (:class:`~torch_shallow.signals.StopSignals`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .distributed import all_reduce_sum_
+from .functional import Sweep as RowPass
+
+if TYPE_CHECKING:
+    from .module import ShallowNet
+    from .trainer import History, Trainee
+
+
+class Callback:
+    """Base class of the callbacks: override the hooks you need.
+
+    Attributes:
+        every: ``on_epoch_end`` runs after the update of epoch t whenever (t + 1) % every == 0, and once after the
+            last epoch (``run.last`` is then True); None: only after the last epoch. Default: 1.
+
+    Example, a callback that stops training once the training accuracy reaches 95%::
+
+        class StopAt95(Callback):
+            every = 10
+
+            def on_epoch_end(self, run):
+                J, accuracy = run.evaluate(run.X, run.Y)
+                if min(accuracy) >= 0.95:
+                    run.stop("accuracy reached")
+    """
+
+    every: int | None = 1
+
+    def on_fit_start(self, run: Run) -> None:
+        """Before the first epoch (of this process: after a resume, at the checkpoint's epoch)."""
+
+    def on_epoch_end(self, run: Run) -> None:
+        """After the update of epoch ``run.epoch - 1``: the models hold θ(run.epoch)."""
+
+    def on_fit_end(self, run: Run) -> None:
+        """After the last epoch, or after Ctrl-C or SIGTERM (``run.interrupted``); also when training took no step."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs of this callback; saved in each checkpoint. Tensors and plain values only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` gave, before ``on_fit_start`` of the resumed run."""
+
+
+class Run:
+    """What the callbacks see of a training run.
+
+    Attributes:
+        epoch: the gradient steps taken so far, t + 1 in ``on_epoch_end`` after epoch t; 0 at the start of a new run.
+        histories: one :class:`~torch_shallow.trainer.History` per model, ``costs`` up to J(θ(epoch - 1)).
+        X, Y: the training data of this process (Y as (n, d2) in X's dtype); ``n`` the global number of rows.
+        val: the validation data ``(X_val, Y_val, n_val)``, or None.
+        running: per model, whether it still trains.
+        interrupted: the number of the stop signal that ended training, 0 if none.
+        writers: rank 0's TensorBoard writers, one per model; empty without a log directory.
+    """
+
+    def __init__(
+        self,
+        trainee: Trainee,
+        X: Any,
+        Y: Any,
+        n: int,
+        histories: list[History],
+        max_epochs: int,
+        val: tuple[Any, Any, int] | None = None,
+    ) -> None:
+        self.trainee, self.X, self.Y, self.n, self.val = trainee, X, Y, n, val
+        self.histories, self.max_epochs = histories, max_epochs
+        self.running = [h.stop_reason in ("", "max_epochs") and h.epochs < max_epochs for h in histories]
+        self.epoch = max((h.epochs for h in histories), default=0)
+        self.interrupted = 0
+        self.writers: list[Any] = []
+        self._pass: tuple[tuple[int, ...], bool, RowPass] | None = None
+        self._validation: tuple[tuple[int, ...], list[float], list[float]] | None = None
+
+    @property
+    def models(self) -> list[ShallowNet]:
+        """Every model trained (one for ``fit``), holding θ(epoch), as ``ShallowNet``\\ s. For a stack they are
+        copies of the stack's parameters, written back at each access: changing them does not change training."""
+        return self.trainee.models()
+
+    @property
+    def learning_rates(self) -> list[float]:
+        """α of each model."""
+        return self.trainee.learning_rates()
+
+    @property
+    def last(self) -> bool:
+        """Whether training ends after this epoch: every model has stopped, or a stop was asked for."""
+        return not any(self.running) or self.interrupted != 0
+
+    def stop(self, reason: str, models: Sequence[int] | None = None) -> None:
+        """End training after this epoch, with ``reason`` as the stop reason, for every model still running, or for
+        those of ``models`` (indices into ``histories``)."""
+        for k, history in enumerate(self.histories):
+            if self.running[k] and (models is None or k in models):
+                history.stop_reason, self.running[k] = reason, False
+
+    def interrupt(self, signal_number: int) -> None:
+        """End training after this epoch because of a stop signal; the models' stop reasons stay open, so that a
+        resumed run goes on."""
+        self.interrupted = signal_number
+
+    def log(self, scalars: Sequence[dict[str, float] | None]) -> None:
+        """One dict of scalars per model (None: nothing for that model), at step ``epoch``: into each history's
+        ``metrics`` as (epoch, value), and to each model's TensorBoard run."""
+        for k, values in enumerate(scalars):
+            if not values:
+                continue
+            for tag, value in values.items():
+                self.histories[k].metrics.setdefault(tag, []).append((self.epoch, float(value)))
+            if self.writers:
+                self.writers[k].add_step_scalars(values, self.epoch)
+
+    def cost_and_grad(self, *, count_right: bool = False) -> RowPass:
+        """J(θ(epoch)) (K,) and ∇J(θ(epoch)) over all n samples, summed over the ranks, with the right answers if
+        asked. Computed once per θ: the loop's next epoch takes it from here."""
+        key = self._version()
+        if self._pass is None or self._pass[0] != key or (count_right and not self._pass[1]):
+            result = self.trainee.cost_and_grad(self.X, self.Y, self.n, count_right=count_right)
+            right = [] if result.right is None else [result.right]
+            all_reduce_sum_([result.J, *self.trainee.gradients(), *right])
+            self._pass = (key, count_right, result)
+        return self._pass[2]
+
+    def evaluate(self, X: Any, Y: Any, n: int | None = None) -> tuple[list[float], list[float]]:
+        """(J, accuracy) of each model on (X, Y) at θ(epoch), summed over the ranks (pass each rank's shard and
+        the global n)."""
+        from .evaluation import evaluate_each
+
+        return evaluate_each(self.trainee, X, Y, X.shape[0] if n is None else n)
+
+    def validation(self) -> tuple[list[float], list[float]]:
+        """(J, accuracy) of each model on the validation data at θ(epoch), computed once per θ and recorded in the
+        histories of the running models (``val_epochs``, ``val_costs``)."""
+        key = self._version()
+        if self._validation is None or self._validation[0] != key:
+            costs, accuracies = self.evaluate(*self.val)
+            for k, history in enumerate(self.histories):
+                if self.running[k]:
+                    history.val_epochs.append(history.epochs)
+                    history.val_costs.append(costs[k])
+            self._validation = (key, costs, accuracies)
+        return self._validation[1], self._validation[2]
+
+    def _version(self) -> tuple[int, ...]:
+        """Changes whenever θ is changed in place, by a step, a resume or a callback."""
+        return (self.epoch, *(p._version for p in self.trainee.parameters()))
+
+
+class Events:
+    """Calls the callbacks' hooks in order: ``on_epoch_end`` of those due, and once after the last epoch of those
+    not yet called at it."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks = callbacks
+        self.called_at = [-1] * len(callbacks)
+
+    def fit_start(self, run: Run) -> None:
+        for callback in self.callbacks:
+            callback.on_fit_start(run)
+
+    def epoch_end(self, run: Run) -> None:
+        for i, callback in enumerate(self.callbacks):
+            if (callback.every is not None and run.epoch % callback.every == 0) or run.last:
+                self.called_at[i] = run.epoch
+                callback.on_epoch_end(run)
+
+    def fit_end(self, run: Run, stepped: bool) -> None:
+        if stepped:  # after the last epoch, once, for each callback not yet called at it
+            for i, callback in enumerate(self.callbacks):
+                if self.called_at[i] != run.epoch:
+                    self.called_at[i] = run.epoch
+                    callback.on_epoch_end(run)
+        for callback in self.callbacks:
+            callback.on_fit_end(run)
+
+
+def state_keys(callbacks: list[Callback]) -> list[str]:
+    """A name for each callback's state in a checkpoint: its class name, with ``#2``, ``#3``... for repeats."""
+    keys, seen = [], {}
+    for callback in callbacks:
+        name = type(callback).__qualname__
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys

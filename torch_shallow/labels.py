@@ -1,0 +1,53 @@
+"""Labels: class indices as one-hot rows, and a validation split stratified by label."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# A one-hot Y holds n × K values; a label typed with a few extra digits would ask for gigabytes of them.
+MAX_CLASSES = 100_000
+
+
+def one_hot(classes: Tensor, K: int | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Class indices 0..K-1 (n,) or (n, 1) as one-hot rows (n, K) of ``dtype``; K is the largest index + 1 unless
+    given. The slides' Y for softmax outputs."""
+    labels = classes.reshape(-1).long()
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"class labels must be 0..K-1, got {int(labels.min())}")
+    found = int(labels.max()) + 1 if labels.numel() else 0
+    K = found if K is None else K
+    if found > K or K > MAX_CLASSES:
+        biggest = int(labels.argmax())
+        raise ValueError(
+            f"class label {found - 1} (row {biggest}) is beyond "
+            + (f"the {K} classes 0..{K - 1}" if found > K and K <= MAX_CLASSES else f"{MAX_CLASSES:,} classes")
+            + "; labels must be class indices 0..K-1"
+        )
+    return torch.nn.functional.one_hot(labels, K).to(dtype)
+
+
+def class_indices(Y: Tensor) -> Tensor:
+    """(n,) the class of each row of Y: the argmax of one-hot or probability rows (n, K), or 0/1 labels (n, 1)."""
+    return Y.argmax(1) if Y.shape[1] > 1 else Y.reshape(-1).round().long()
+
+
+def stratified_split(Y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(training rows, validation rows), each sorted: ``fraction`` of each class's rows, drawn with ``seed``, held
+    out. Y is (n, 1) 0/1 labels or (n, K) one-hot rows."""
+    classes = class_indices(Y)
+    g = torch.Generator().manual_seed(seed)
+    held = []
+    for c in classes.unique():
+        rows = (classes == c).nonzero().reshape(-1)
+        rows = rows[torch.randperm(len(rows), generator=g)]
+        held.append(rows[: round(fraction * len(rows))])
+    val_rows = torch.cat(held).sort().values
+    keep = torch.ones(len(classes), dtype=torch.bool)
+    keep[val_rows] = False
+    if not keep.any() or len(val_rows) == 0:
+        raise ValueError(
+            f"a validation fraction of {fraction} leaves no {'training' if not keep.any() else 'validation'} rows "
+            f"of the {len(classes)}"
+        )
+    return keep.nonzero().reshape(-1), val_rows
