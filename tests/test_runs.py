@@ -163,7 +163,7 @@ def test_log_every_without_a_log_sets_how_often_early_stopping_looks(capsys):
         epochs, best = map(
             int, re.search(r"(\d+) epochs \(early_stopping, best epoch (\d+)\)", capsys.readouterr().out).groups()
         )
-        assert best % every == 0 and epochs == best + 5 * every + 1  # 5 evaluations every k epochs after the best
+        assert best % every == 0 and epochs == best + 5 * every  # 5 evaluations every k epochs after the best
 
 
 def test_init_from_starts_a_new_run_from_the_weights(tmp_path, capsys):
@@ -747,7 +747,7 @@ from torch_shallow import cli
 def stopped_before_the_first_epoch(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)  # as if stopped after the run directory was made, before training
     time.sleep(5)
-cli.fit = stopped_before_the_first_epoch
+cli.commands.fit = stopped_before_the_first_epoch
 sys.exit(cli.main(sys.argv[1:]))
 """,
             "train",

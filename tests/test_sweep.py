@@ -60,7 +60,7 @@ def test_padded_units_stay_exactly_zero():
     X, Y = planar(dtype=torch.float64)
     stack = ModelStack(models(), [lr for *_, lr in GRID])
     for _ in range(50):
-        stack.sweep(X, Y, X.shape[0], count_right=False)
+        stack.cost_and_grad(X, Y, X.shape[0], count_right=False)
         stack.step([True] * len(GRID))
     for k, (h, _, _) in enumerate(GRID):
         assert stack.W1[k, h:].eq(0).all() and stack.b1[k, h:].eq(0).all() and stack.W2[k, :, h:].eq(0).all()

@@ -348,10 +348,13 @@ class Dashboard(Callback):
         self.on_epoch_end(run)
 
     def on_epoch_end(self, run: Run) -> None:
-        if run.last or run.epoch % self.every != 0 or not run.writers:
+        if run.last or run.epoch % self.every != 0:
             return
-        costs = run.cost_and_grad().J.reshape(-1).tolist()  # and ∇J(θ(t)), for the histograms
-        self._write(run, costs, [h.epochs for h in run.histories])
+        # J and ∇J(θ(t)), for the choice and the histograms: a pass on every rank (its sums are reduced over the
+        # ranks), which the next epoch takes over
+        costs = run.cost_and_grad().J.reshape(-1).tolist()
+        if run.writers:
+            self._write(run, costs, [h.epochs for h in run.histories])
 
     def on_fit_end(self, run: Run) -> None:
         if run.interrupted or not run.writers:

@@ -50,13 +50,16 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     ``path``; the directory is fsynced too. A crash at any moment leaves either the old checkpoint or the new one,
     never a partial file under ``path``.
     """
-    path = Path(path)
+    _write_atomically(Path(path), {"format": FORMAT, **state})
+
+
+def _write_atomically(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             try:
-                torch.save({"format": FORMAT, **state}, f)
+                torch.save(state, f)
             except RuntimeError as error:  # torch's zip writer reports a failed write (a full disk) as its own error
                 raise OSError(f"writing checkpoint {path} failed ({error}); the disk may be full") from error
             f.flush()
@@ -69,6 +72,21 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def save_model(model: nn.Module, path: str | Path) -> None:
+    """The model's ``state_dict`` to ``path``, atomically as :func:`save_checkpoint` writes (but no checkpoint: a
+    plain state dict, for ``model.load_state_dict(torch.load(path))``)."""
+    _write_atomically(Path(path), model.state_dict())
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a training run's checkpoint file, of this version or an earlier one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # whatever a file that is not a checkpoint makes the reader raise
+        return False
+    return isinstance(state, dict) and str(state.get("format", "")).startswith("torch_shallow.checkpoint/")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -518,3 +518,53 @@ def _is_float(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def load_training_data(
+    *,
+    dataset: str = "planar",
+    csv: Path | None = None,
+    data: Path | None = None,
+    label: str | None = None,
+    output: str = "sigmoid",
+    val_fraction: float | None = None,
+    split_seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> tuple[str, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+    """(experiment name, X, Y, validation data or None) from one of a generated ``dataset``, a ``csv`` file or
+    on-disk ``data`` (a directory of .npy files or a Parquet file, read block by block): this process's shard of the
+    rows in a distributed run, all of them otherwise. Softmax outputs take labels 0..K-1 as one-hot rows; with
+    ``val_fraction``, that fraction of each class's rows, drawn with ``split_seed``, is held out."""
+    from .distributed import shard, world
+    from .labels import one_hot, stratified_split
+    from .ondisk import NpyRows, open_npy
+    from .parquet import open_parquet
+
+    rank, size = world()
+    if data is not None and data.suffix == ".parquet":  # streamed by row group, each rank its own rows
+        n = open_parquet(data, label=label)[0].shape[0]
+        return data.stem, *open_parquet(data, shard(n, rank, size), dtype, device, label=label), None
+    if data is not None:
+        n = NpyRows(data / "X.npy").shape[0]
+        return data.name, *open_npy(data, shard(n, rank, size), dtype, device), None
+    if csv is not None:
+        experiment = csv.stem
+        X, Y = load_csv(csv, label, dtype=dtype, classes=output == "softmax")
+    else:
+        experiment, (X, Y) = dataset, DATASETS[dataset](dtype=dtype)
+    if output == "softmax":
+        Y = one_hot(Y, dtype=dtype)
+        if Y.shape[1] < 2:
+            raise ValueError(
+                f"--output softmax needs labels of at least 2 classes 0..K-1, got only class {Y.shape[1] - 1}"
+            )
+    val = None
+    if val_fraction is not None:
+        train_rows, val_rows = stratified_split(Y, val_fraction, split_seed)
+        X, Y, val = X[train_rows], Y[train_rows], (X[val_rows], Y[val_rows])
+    start, stop = shard(X.shape[0], rank, size)
+    if val is not None:
+        v_start, v_stop = shard(val[0].shape[0], rank, size)
+        val = val[0][v_start:v_stop].to(device), val[1][v_start:v_stop].to(device)
+    return experiment, X[start:stop].to(device), Y[start:stop].to(device), val

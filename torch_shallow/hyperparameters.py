@@ -30,10 +30,11 @@ class Interval:
         """'an integer >= 1', 'a finite number > 0', 'a number strictly between 0 and 1', ..."""
         noun = "an integer" if self.kind is int else "a finite number"
         bounds = []
+        show = (lambda v: str(v)) if self.kind is int else (lambda v: f"{v:g}")
         if self.low is not None:
-            bounds.append(f"{'>=' if self.low_included else '>'} {self.low:g}")
+            bounds.append(f"{'>=' if self.low_included else '>'} {show(self.low)}")
         if self.high is not None:
-            bounds.append(f"{'<=' if self.high_included else '<'} {self.high:g}")
+            bounds.append(f"{'<=' if self.high_included else '<'} {show(self.high)}")
         return f"{noun} {' and '.join(bounds)}".strip()
 
     def contains(self, value: object) -> bool:
@@ -78,6 +79,7 @@ POSITIVE_INT = Interval(int, 1)
 POSITIVE = Interval(float, 0, low_included=False)
 NON_NEGATIVE = Interval(float, 0)
 FRACTION = Interval(float, 0, 1, low_included=False)
+SEED = Interval(int, 0, 2**64 - 1, high_included=True)  # what torch.Generator.manual_seed takes
 
 CONSTRAINTS: dict[str, Interval] = {
     "lr": POSITIVE,  # α; also each of fit_many's lrs
@@ -93,6 +95,8 @@ CONSTRAINTS: dict[str, Interval] = {
     "validation_fraction": FRACTION,
     "n_iter_no_change": POSITIVE_INT,
     "timeout": POSITIVE,
+    "dashboard_models": POSITIVE_INT,
+    "seed": SEED,
 }
 """Every numeric hyperparameter's interval, by its name in ``TrainConfig``, ``ShallowNet`` or the estimators."""
 

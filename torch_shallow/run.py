@@ -189,6 +189,29 @@ def check_output_file(path: Path, what: str, *, create_parent: bool) -> None:
     check_writable_dir(path.parent, what)
 
 
+def check_save_path(save: Path, checkpoint: Path | None, resume_from: Path | None) -> None:
+    """The command line's ``--save`` names a file of its own: not the run's checkpoint, nor the one it resumes from,
+    nor any other run's checkpoint, in a directory that exists (the run's own directory, just created, counts)."""
+    from .checkpoint import is_checkpoint
+
+    save = save.absolute()
+    for other, what in ((checkpoint, "the run's checkpoint"), (resume_from, "the checkpoint the run resumes from")):
+        if other is not None and (save == Path(other).absolute() or _same_file(save, Path(other))):
+            raise ValueError(f"--save {save} is {what}, which the model would overwrite; save it to another file")
+    if save.exists() and is_checkpoint(save):
+        raise ValueError(
+            f"--save {save} is a training run's checkpoint, which the model would overwrite; save it to another file"
+        )
+    check_output_file(save, "--save", create_parent=False)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def check_writable_dir(directory: Path, what: str) -> None:
     """Write and remove a small file in ``directory``: the one test that also catches read-only file systems."""
     try:

@@ -121,7 +121,7 @@ class TrainConfig:
         """The built-in callbacks this config asks for, in the order they run, with the user's after the ones that
         measure and before the ones that save: early stopping (which the evaluation's final values must follow),
         evaluation, TensorBoard, the user's, checkpoints, the progress bar, stop signals."""
-        logging = self.log_dir is not None and rank == 0  # only rank 0 writes
+        logging = self.log_dir is not None  # every rank computes what is logged (the sums over ranks); rank 0 writes
         every = self.every if validation or logging else None
         callbacks: list[Callback] = []
         if self.patience is not None:
