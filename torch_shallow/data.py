@@ -537,7 +537,7 @@ def load_training_data(
     rows in a distributed run, all of them otherwise. Softmax outputs take labels 0..K-1 as one-hot rows; with
     ``val_fraction``, that fraction of each class's rows, drawn with ``split_seed``, is held out."""
     from .distributed import shard, world
-    from .labels import one_hot, stratified_split
+    from .labels import class_indices, one_hot, stratified_split
     from .ondisk import NpyRows, open_npy
     from .parquet import open_parquet
 
@@ -561,7 +561,7 @@ def load_training_data(
             )
     val = None
     if val_fraction is not None:
-        train_rows, val_rows = stratified_split(Y, val_fraction, split_seed)
+        train_rows, val_rows = stratified_split(class_indices(Y), val_fraction, split_seed)
         X, Y, val = X[train_rows], Y[train_rows], (X[val_rows], Y[val_rows])
     start, stop = shard(X.shape[0], rank, size)
     if val is not None:

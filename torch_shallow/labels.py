@@ -32,10 +32,10 @@ def class_indices(Y: Tensor) -> Tensor:
     return Y.argmax(1) if Y.shape[1] > 1 else Y.reshape(-1).round().long()
 
 
-def stratified_split(Y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """(training rows, validation rows), each sorted: ``fraction`` of each class's rows, drawn with ``seed``, held
-    out. Y is (n, 1) 0/1 labels or (n, K) one-hot rows."""
-    classes = class_indices(Y)
+def stratified_split(classes: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(training rows, validation rows), each sorted: ``fraction`` of each class's rows (rounded), drawn with a
+    ``torch.Generator`` seeded with ``seed``, held out. ``classes`` (n,) holds each row's class (see
+    :func:`class_indices`)."""
     g = torch.Generator().manual_seed(seed)
     held = []
     for c in classes.unique():

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -24,11 +23,11 @@ from torch import Tensor
 
 from .activations import ACTIVATIONS
 from .functional import probabilities, shallow_net
+from .hyperparameters import CONSTRAINTS, DTYPES, dtype_name
+from .labels import one_hot, stratified_split
 from .module import ShallowNet
 from .run import default_run_dir
 from .trainer import TrainConfig, fit
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class ShallowClassifier(ClassifierMixin, BaseEstimator):
@@ -149,9 +148,10 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         model = self._warm_model() if warm else self._new_model(X.shape[1], len(classes), seed)
         val = None
         if self.early_stopping:
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=self.validation_fraction, stratify=y, random_state=seed
+            train_rows, val_rows = (
+                rows.numpy() for rows in stratified_split(torch.as_tensor(y), self.validation_fraction, seed)
             )
+            X, X_val, y, y_val = X[train_rows], X[val_rows], y[train_rows], y[val_rows]
             val = (_tensor(X_val, model.W1), _targets(y_val, model))
         if self.early_stopping:
             log_every = 1  # the validation cost at every epoch: n_iter_no_change counts epochs, as in MLPClassifier
@@ -175,7 +175,9 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_, self.loss_curve_ = earlier[0] + history.epochs, earlier[1] + history.costs
         self.validation_scores_ = self.best_validation_score_ = None
         if self.early_stopping:
-            self.validation_scores_ = earlier[2] + [-J for J in history.val_costs]
+            # one score per epoch, θ(0)..θ(n_iter - 1), as MLPClassifier keeps; the evaluation that stopped training,
+            # of θ(n_iter), is the history's last
+            self.validation_scores_ = earlier[2] + [-J for J in history.val_costs[: history.epochs]]
             self.best_validation_score_ = -history.val_costs[history.val_epochs.index(history.best_epoch)]
         if history.stop_reason == "max_epochs":
             warnings.warn(
@@ -224,18 +226,11 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self) -> None:
         """The constructor's parameters, checked at fit time as scikit-learn does: ``__init__`` only stores them,
         and ``set_params`` may change them."""
-        for name, kind, low, high, bounds in (
-            ("hidden_features", numbers.Integral, 1, None, "left"),
-            ("lr", numbers.Real, 0, None, "neither"),
-            ("max_epochs", numbers.Integral, 1, None, "left"),
-            ("tol", numbers.Real, 0, None, "left"),
-            ("validation_fraction", numbers.Real, 0, 1, "neither"),
-            ("n_iter_no_change", numbers.Integral, 1, None, "left"),
-        ):
-            value = getattr(self, name)
+        for name in ("hidden_features", "lr", "max_epochs", "tol", "validation_fraction", "n_iter_no_change"):
+            value, bounds = getattr(self, name), CONSTRAINTS[name].sklearn_bounds()
             if isinstance(value, (bool, np.bool_)):  # numbers.Integral, to Python, but surely a mistake here
-                raise TypeError(f"{name} must be an instance of {kind.__name__}, not bool.")
-            check_scalar(value, name, kind, min_val=low, max_val=high, include_boundaries=bounds)
+                raise TypeError(f"{name} must be an instance of {bounds['target_type'].__name__}, not bool.")
+            check_scalar(value, name, **bounds)
         for name in ("early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -276,7 +271,7 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
         fitted = {
             "hidden_features": self.model_.hidden_features,
             "activation": self.model_.activation,
-            "dtype": str(self.model_.W1.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.model_.W1.dtype),
         }
         for name, value in fitted.items():
             if getattr(self, name) != value:
@@ -305,4 +300,4 @@ def _targets(y: np.ndarray, model: ShallowNet) -> Tensor:
     index = torch.as_tensor(y, device=model.W1.device)
     if model.output == "sigmoid":
         return index[:, None].to(model.W1.dtype)
-    return torch.nn.functional.one_hot(index, model.out_features).to(model.W1.dtype)
+    return one_hot(index, model.out_features, dtype=model.W1.dtype)
