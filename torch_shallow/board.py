@@ -135,7 +135,7 @@ class RunWriter(SummaryWriter):
     TensorBoard's writing thread at once.
 
     Each hand-over wakes that thread, and on a small machine the switch between threads costs more than the scalars
-    themselves: 120 µs of every logged epoch of the planar data on 2 cores, against 20 µs in batches. Each step keeps
+    themselves (the README's speed section gives the figures). Each step keeps
     the wall time at which it was logged. ``flush`` and ``close`` hand over what is pending first, so checkpoints,
     the end of a run and a stopped run write everything; a process killed outright loses at most the pending steps,
     as it loses what the writing thread holds (which writes to disk every 2 minutes, ``flush_secs``).

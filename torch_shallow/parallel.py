@@ -3,7 +3,7 @@
 PyTorch splits each large operation across its intra-op threads, with a fork and a join per operation. The cost's
 sweep runs about twenty operations per block of rows, so on many blocks it is faster, and steadier from run to run,
 to give each core its own contiguous range of blocks with one intra-op thread (on 2 cores, 1,000,000 × 32 rows and
-d1 = 128: 0.16 s per gradient instead of 0.18 to 0.28 s). Operations release the GIL, so Python threads suffice;
+d1 = 128; the README's speed section gives the figures). Operations release the GIL, so Python threads suffice;
 the intra-op thread count is per thread, so the caller's own setting is left as it is.
 On data too small for any operation to be split, extra threads only add synchronisation, and one is used.
 """
@@ -38,7 +38,7 @@ def intra_op_threads(count: int) -> Iterator[None]:
 
 def threads_for_training(X: Tensor, hidden_features: int) -> contextlib.AbstractContextManager:
     """One intra-op thread while training on CPU data too small for any operation to be split (on the planar
-    data, 57 instead of 64 µs per epoch on 2 cores); otherwise no change."""
+    data, about a tenth faster on 2 cores); otherwise no change."""
     if X.device.type == "cpu" and X.shape[0] * max(X.shape[1], hidden_features) < GRAIN_SIZE:
         return intra_op_threads(1)
     return contextlib.nullcontext()

@@ -1,0 +1,266 @@
+"""The callbacks: when the loop calls them, what they see, a user's callback stopping training and keeping its state
+through Ctrl-C and a resume, and each built-in callback against an independent computation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from torch_shallow import (
+    Callback,
+    ShallowNet,
+    TrainConfig,
+    TrainingInterrupted,
+    evaluate,
+    fit,
+    fit_many,
+    planar,
+)
+from torch_shallow.checkpoint import load_checkpoint
+
+
+def seeded(d1: int = 4, seed: int = 0, **kwargs) -> ShallowNet:
+    net = ShallowNet(2, d1, dtype=torch.float64, **kwargs)
+    net.reset_parameters(torch.Generator().manual_seed(seed))
+    return net
+
+
+class Recorder(Callback):
+    """Records each call: the hook, run.epoch, the number of costs, and W1 as the model holds it."""
+
+    def __init__(self, every: int | None = 1) -> None:
+        self.every, self.calls = every, []
+
+    def on_fit_start(self, run):
+        self.calls.append(("start", run.epoch, len(run.histories[0].costs), run.models[0].W1.detach().clone()))
+
+    def on_epoch_end(self, run):
+        self.calls.append(("epoch", run.epoch, len(run.histories[0].costs), run.models[0].W1.detach().clone()))
+
+    def on_fit_end(self, run):
+        self.calls.append(("end", run.epoch, len(run.histories[0].costs), None))
+
+
+@pytest.mark.parametrize("epochs, every", [(10, 3), (9, 3), (5, 1), (7, None)])
+def test_on_epoch_end_runs_every_k_epochs_and_once_after_the_last(epochs, every):
+    X, Y = planar(dtype=torch.float64)
+    recorder = Recorder(every)
+    fit(seeded(), X, Y, TrainConfig(max_epochs=epochs, tol=0), callbacks=[recorder])
+    called = [epoch for hook, epoch, _, _ in recorder.calls if hook == "epoch"]
+    due = [] if every is None else [t + 1 for t in range(epochs) if (t + 1) % every == 0]
+    assert called == due + ([epochs] if epochs not in due else [])
+    assert recorder.calls[0][:3] == ("start", 0, 0) and recorder.calls[-1][:3] == ("end", epochs, epochs)
+    # after epoch t the model holds θ(t+1) and the history J(θ(0))..J(θ(t))
+    assert all(epoch == costs for hook, epoch, costs, _ in recorder.calls if hook == "epoch")
+
+
+def test_a_callback_sees_the_parameters_of_its_epoch():
+    """θ(t) seen at run.epoch = t equals θ after t steps of a run without callbacks."""
+    X, Y = planar(dtype=torch.float64)
+    recorder = Recorder(4)
+    fit(seeded(), X, Y, TrainConfig(max_epochs=12, tol=0), callbacks=[recorder])
+    for _, epoch, _, W1 in (c for c in recorder.calls if c[0] == "epoch"):
+        alone = seeded()
+        fit(alone, X, Y, TrainConfig(max_epochs=epoch, tol=0))
+        assert torch.equal(W1, alone.W1)
+
+
+class StopAtAccuracy(Callback):
+    """Stops training once the training accuracy reaches ``threshold``, counting its checks in its state."""
+
+    every = 10
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold, self.checks = threshold, 0
+
+    def on_epoch_end(self, run):
+        self.checks += 1
+        _, accuracies = run.evaluate(run.X, run.Y)
+        if max(accuracies) >= self.threshold:
+            run.stop("accuracy reached")
+
+    def state_dict(self):
+        return {"checks": self.checks}
+
+    def load_state_dict(self, state):
+        self.checks = state["checks"]
+
+
+def test_a_users_callback_stops_training_with_its_reason():
+    X, Y = planar(dtype=torch.float64)
+    net = seeded()
+    history = fit(net, X, Y, TrainConfig(max_epochs=5000, tol=0), callbacks=[StopAtAccuracy(0.85)])
+    assert history.stop_reason == "accuracy reached" and history.epochs % 10 == 0 and history.epochs < 5000
+    assert evaluate(net, X, Y)[1] >= 0.85 and history.train_accuracy == evaluate(net, X, Y)[1]
+    before = seeded()
+    fit(before, X, Y, TrainConfig(max_epochs=history.epochs - 10, tol=0))
+    assert evaluate(before, X, Y)[1] < 0.85  # it stopped at the first check that met the threshold
+
+
+def test_a_stack_stops_on_a_users_callback_too():
+    X, Y = planar(dtype=torch.float64)
+    histories = fit_many(
+        [seeded(4, 0), seeded(3, 1)], X, Y, TrainConfig(max_epochs=5000, tol=0), callbacks=[StopAtAccuracy(0.85)]
+    )
+    assert {h.stop_reason for h in histories} == {"accuracy reached"}
+
+
+class Interrupter(Callback):
+    """Sends the process SIGINT, as Ctrl-C does, after epoch ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_epoch_end(self, run):
+        if run.epoch == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_users_callback_state_survives_ctrl_c_and_resume(tmp_path, many):
+    X, Y = planar(dtype=torch.float64)
+    config = TrainConfig(max_epochs=300, tol=0, checkpoint=tmp_path / "c.pt", checkpoint_every=1000)
+
+    def train(callbacks, **kwargs):
+        if many:
+            return fit_many([seeded(4, 0), seeded(2, 1)], X, Y, config, callbacks=callbacks, **kwargs)[0]
+        return fit(seeded(), X, Y, config, callbacks=callbacks, **kwargs)
+
+    first = StopAtAccuracy(2.0)  # never reached: it only counts
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train([first, Interrupter(120)])
+    assert stopped.value.signal == signal.SIGINT and first.checks == 12
+    resumed = StopAtAccuracy(2.0)
+    history = train([resumed], resume_from=tmp_path / "c.pt")
+    assert resumed.checks == 30 and history.epochs == 300
+    whole = StopAtAccuracy(2.0)
+    config = dataclasses.replace(config, checkpoint=None)
+    expected = train([whole])
+    assert whole.checks == 30 and history.costs == expected.costs
+
+
+def test_logged_values_are_kept_in_the_history(tmp_path):
+    class Norms(Callback):
+        every = 5
+
+        def on_epoch_end(self, run):
+            run.log([{f"norm/W1[{j}]": row.norm().item() for j, row in enumerate(m.W1)} for m in run.models])
+
+    X, Y = planar(dtype=torch.float64)
+    net = seeded()
+    history = fit(net, X, Y, TrainConfig(max_epochs=20, tol=0, log_dir=tmp_path / "run"), callbacks=[Norms()])
+    assert [epoch for epoch, _ in history.metrics["norm/W1[0]"]] == [5, 10, 15, 20]
+    assert history.metrics["norm/W1[3]"][-1][1] == pytest.approx(net.W1[3].norm().item())
+    events = EventAccumulator(str(tmp_path / "run")).Reload()
+    assert [e.step for e in events.Scalars("norm/W1[3]")] == [5, 10, 15, 20]
+
+
+def test_callbacks_must_be_callbacks():
+    X, Y = planar()
+    with pytest.raises(TypeError, match=r"callbacks\[0\] must be a torch_shallow.Callback, got function"):
+        fit(ShallowNet(2, 4), X, Y, TrainConfig(max_epochs=2), callbacks=[lambda run: None])
+
+
+# The built-in callbacks, each against an independent computation ----------------------------------------------------
+
+
+def halves():
+    X, Y = planar(dtype=torch.float64)
+    rows = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    return (X[rows[:300]], Y[rows[:300]]), (X[rows[300:]], Y[rows[300:]])
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_ends_with_the_best_or_the_last_parameters(restore_best):
+    train, val = halves()
+    config = TrainConfig(lr=2.0, max_epochs=5000, tol=0, log_every=20, patience=5, restore_best=restore_best)
+    net = seeded(50, activation="tanh")
+    history = fit(net, *train, config, val=val)
+    assert history.stop_reason == "early_stopping"
+    assert 0 < history.best_epoch < history.epochs
+    again = seeded(50, activation="tanh")  # an independent run of exactly the epochs to keep
+    fit(
+        again,
+        *train,
+        dataclasses.replace(config, max_epochs=history.best_epoch if restore_best else history.epochs, patience=None),
+        val=None,
+    )
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), again.parameters()))
+
+
+def test_a_checkpoint_keeps_the_last_parameters_only_while_the_best_are_put_back(tmp_path):
+    train, val = halves()
+    config = TrainConfig(lr=2.0, max_epochs=5000, tol=0, log_every=20, patience=5, checkpoint=tmp_path / "a.pt")
+    fit(seeded(50, activation="tanh"), *train, config, val=val)
+    assert load_checkpoint(tmp_path / "a.pt")["callbacks"]["EarlyStopping"]["trained"] is not None
+    config = dataclasses.replace(config, restore_best=False, checkpoint=tmp_path / "b.pt")
+    fit(seeded(50, activation="tanh"), *train, config, val=val)
+    assert load_checkpoint(tmp_path / "b.pt")["callbacks"]["EarlyStopping"]["trained"] is None
+
+
+def test_a_stacks_logged_values_are_each_models_alone(tmp_path):
+    """grad_norm, the accuracy and the cost of each model of a stack (of mixed sizes, so padded) and of softmax
+    outputs, as fit logs them for the model alone."""
+    X, Y = planar(dtype=torch.float64)
+    labels = torch.nn.functional.one_hot(Y.reshape(-1).long() + (X[:, 0] > 1).long(), 3).double()
+    for output, targets, d2 in (("sigmoid", Y, 1), ("softmax", labels, 3)):
+
+        def net(d1, seed):
+            m = ShallowNet(2, d1, d2, output=output, dtype=torch.float64)
+            m.reset_parameters(torch.Generator().manual_seed(seed))
+            return m
+
+        config = TrainConfig(max_epochs=30, tol=0, log_every=10)
+        fit_many(
+            [net(4, 0), net(2, 1)],
+            X,
+            targets,
+            dataclasses.replace(config, log_dir=tmp_path / output),
+            run_names=["a", "b"],
+        )
+        for name, (d1, seed) in zip("ab", [(4, 0), (2, 1)]):
+            fit(net(d1, seed), X, targets, dataclasses.replace(config, log_dir=tmp_path / f"{output}-{name}"))
+            stacked = EventAccumulator(str(tmp_path / output / name)).Reload()
+            alone = EventAccumulator(str(tmp_path / f"{output}-{name}")).Reload()
+            for tag in ("grad_norm", "accuracy/train", "cost/train"):
+                assert [e.step for e in stacked.Scalars(tag)] == [e.step for e in alone.Scalars(tag)]
+                for a, b in zip(stacked.Scalars(tag), alone.Scalars(tag)):
+                    assert a.value == pytest.approx(b.value, rel=1e-6), (output, name, tag)
+
+
+def test_a_stack_draws_the_dashboards_of_its_best_models_only(tmp_path):
+    X, Y = planar(dtype=torch.float64)
+    nets = [seeded(4, seed) for seed in range(4)]
+    config = TrainConfig(max_epochs=20, tol=0, log_dir=tmp_path, dashboard_every=10, dashboard_models=2)
+    histories = fit_many(nets, X, Y, config, run_names=list("abcd"))
+    best = sorted(range(4), key=lambda k: histories[k].final_cost)[:2]
+    for k, name in enumerate("abcd"):
+        images = EventAccumulator(str(tmp_path / name)).Reload().Tags()["images"]
+        if k in best:
+            assert images == ["decision_boundary"]
+        else:  # a model may be among the best at an earlier epoch; at the end, only the best are drawn
+            steps = (
+                [e.step for e in EventAccumulator(str(tmp_path / name)).Reload().Images("decision_boundary")]
+                if images
+                else []
+            )
+            assert 20 not in steps
+
+
+def test_the_progress_bar_follows_the_epochs(capsys):
+    X, Y = planar(dtype=torch.float64)
+    fit(seeded(), X, Y, TrainConfig(max_epochs=37, tol=0, progress=True))
+    err = capsys.readouterr().err
+    assert "37/37" in err and "cost=" in err
+
+
+def test_a_callback_before_the_one_that_stops_is_still_called_once_after_the_last_epoch():
+    X, Y = planar(dtype=torch.float64)
+    recorder = Recorder(every=None)
+    history = fit(seeded(), X, Y, TrainConfig(max_epochs=5000, tol=0), callbacks=[recorder, StopAtAccuracy(0.85)])
+    assert [epoch for hook, epoch, _, _ in recorder.calls if hook == "epoch"] == [history.epochs]
