@@ -67,9 +67,9 @@ def test_the_api_reference_lists_every_module_and_export():
     index = (DOCS / "api" / "index.rst").read_text()
     listed_modules = set(re.findall(r"^   (torch_shallow\.\w+)$", index, re.M))
     modules = {f"torch_shallow.{m.name}" for m in pkgutil.iter_modules(torch_shallow.__path__) if m.name[0] != "_"}
-    assert (
-        listed_modules == modules
-    ), f"docs/api/index.rst: add {sorted(modules - listed_modules)}, remove {sorted(listed_modules - modules)}"
+    assert listed_modules == modules, (
+        f"docs/api/index.rst: add {sorted(modules - listed_modules)}, remove {sorted(listed_modules - modules)}"
+    )
     listed_names = set(re.findall(r"^   ~\w+\.(\w+)$", index, re.M))
     # DATASETS has no docstring of its own (a summary would show dict's): described in a sentence instead
     assert "``DATASETS``" in index
@@ -118,8 +118,8 @@ def test_the_lecture_notebook_runs(tmp_path):
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if a cell fails
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert (
-        Path(text.strip().splitlines()[-1]).resolve() == Path(sys.executable).resolve()
-    ), "the kernel python3 is not this environment's Python: another kernelspec named python3 shadows it"
+    assert Path(text.strip().splitlines()[-1]).resolve() == Path(sys.executable).resolve(), (
+        "the kernel python3 is not this environment's Python: another kernelspec named python3 shadows it"
+    )
     assert "slides vs autograd" in text and "training accuracy" in text
     assert len(images) == 2  # the cost curve and the decision boundary
