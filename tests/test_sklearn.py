@@ -390,16 +390,12 @@ def test_breast_cancer_early_stopping_marks_its_best_epoch(tmp_path):
 
 
 def test_readme_example(tmp_path, monkeypatch):
-    """The example of the README's section "With scikit-learn", run as it stands."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    if "\n## With scikit-learn\n" not in text:
-        pytest.skip("README.md has no section 'With scikit-learn' yet")
-    (code,) = re.findall(
-        r"```python\n(.*?)```", text.split("\n## With scikit-learn\n", 1)[1].split("\n## ", 1)[0], re.S
-    )
+    """The example of the guide's page "With scikit-learn" (once the README's section), run as it stands."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "sklearn.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
     monkeypatch.chdir(tmp_path)
     scope = {}
-    exec(compile(code, "README example (With scikit-learn)", "exec"), scope)
+    exec(compile(code, "docs/guide/sklearn.md example", "exec"), scope)
     net = scope["net"]
     assert isinstance(net, ShallowNet) and net.output == "softmax" and net.out_features == 3
     assert scope["search"].best_score_ > 0.9

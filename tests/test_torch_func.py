@@ -244,20 +244,20 @@ def test_onnx_export_runs_in_onnxruntime_on_another_batch_size(tmp_path):
     )
 
 
-# The README's examples ----------------------------------------------------------------------------------------------
+# The guide's examples -----------------------------------------------------------------------------------------------
 
 
 def readme_examples() -> list[str]:
-    text = (Path(__file__).parents[1] / "README.md").read_text()
-    section = text.split("## In your own torch code", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+    """The examples of the guide's page "In your own torch code" (once the README's section of that name)."""
+    text = (Path(__file__).parents[1] / "docs" / "guide" / "torch.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 def run_example(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     scope = {}
-    exec(compile(readme_examples()[index], f"README example {index + 1}", "exec"), scope)
+    exec(compile(readme_examples()[index], f"docs/guide/torch.md example {index + 1}", "exec"), scope)
     return scope
 
 

@@ -36,6 +36,13 @@ ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation(torch.tanh_, _tanh_derivative),  # the deeplearning.ai course's choice for this model
     "relu": Activation(torch.relu_, _relu_derivative),
 }
+"""The hidden-layer activations by name, as ``ShallowNet(..., activation=name)`` and ``--activation`` take them.
+
+Each is an :class:`Activation`, σ applied in place and σ'(Z1) computed from A1 = σ(Z1): for sigmoid A1 ∘ (1 - A1),
+for tanh 1 - A1², for relu 1 where A1 > 0 and 0 elsewhere.
+
+:meta hide-value:
+"""
 
 
 def get_activation(name: str) -> Activation:
