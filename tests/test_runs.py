@@ -19,7 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch_shallow import RunInUse, ShallowNet, TrainConfig, fit, load_csv, planar
 from torch_shallow.checkpoint import CheckpointError, load_checkpoint
 from torch_shallow.cli import main
-from torch_shallow.run import Fingerprint, new_run_dir
+from torch_shallow.fingerprint import Fingerprint
+from torch_shallow.run import new_run_dir
 
 
 def seeded_net(seed=0, **kwargs):

@@ -30,11 +30,12 @@ from tqdm.auto import tqdm
 from .board import RunWriter, write_dashboard, write_graph, write_hparams, write_layout
 from .checkpoint import architecture, optimizer_changes, resume_state, save_checkpoint, training_state
 from .distributed import all_reduce_sum_, broadcast_, world
+from .fingerprint import Fingerprint
 from .functional import Sweep, auto_block_rows, cost_and_gradients, row_blocks
 from .module import ShallowNet
 from .ondisk import NpyRows
 from .parallel import threads_for_training
-from .run import STOP_SIGNALS, Fingerprint, deferred_stop_signals, run_outputs
+from .run import STOP_SIGNALS, deferred_stop_signals, run_outputs
 from .validation import check_features, check_parameters, check_targets
 
 # The cost has diverged once it exceeds this many times max(J(θ(0)), 1). Gradient descent with a workable step
