@@ -125,3 +125,6 @@ def _pool_size() -> int:
 def _pool() -> ThreadPoolExecutor:
     """Threads for the spans of a block: NumPy's loops release the GIL, so that they run on all cores."""
     return ThreadPoolExecutor(_pool_size(), thread_name_prefix="fingerprint")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
