@@ -22,12 +22,12 @@ from torch import Tensor
 
 from .activations import ACTIVATIONS
 from .checkpoint import CheckpointError, load_checkpoint, trained_weights
-from .data import DATASETS, load_csv
+from .data import DATASETS, LABELS, load_csv
 from .distributed import init_from_environment, shard, world
 from .functional import OUTPUTS
 from .module import ShallowNet
 from .ondisk import NpyRows, csv_to_npy, open_npy, parquet_to_npy
-from .parquet import open_parquet
+from .parquet import is_parquet, open_parquet
 from .run import RunInUse, check_output_file, holds_run, new_run_dir
 from .sweep import fit_many
 from .trainer import History, TrainConfig, TrainingDiverged, TrainingInterrupted, fit
@@ -140,6 +140,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     convert.add_argument("directory", type=Path, metavar="DIR", help="where to write X.npy and Y.npy")
     convert.add_argument("--label", help="the label column (default: the last column)")
     convert.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="stored dtype" + DEFAULT)
+    convert.add_argument(
+        "--output",
+        choices=list(LABELS),
+        default="sigmoid",
+        help="the output the labels are for, as train --output: sigmoid (0/1), softmax (class numbers 0..K-1, "
+        "written as integers), identity (any number)" + DEFAULT,
+    )
     return parser, {"train": train, "sweep": sweep, "convert": convert}
 
 
@@ -297,7 +304,7 @@ def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
     clashes = [f"{flag(a)} with {flag(b)}" for a, b in pairs if {a, b} <= given]
     if {"no_log", "log_every"} <= given and args.val_fraction is None:  # with validation data it sets how often
         clashes.append("--no-log with --log-every and no --val-fraction")  # early stopping looks
-    parquet = args.data is not None and args.data.suffix == ".parquet"
+    parquet = args.data is not None and is_parquet(args.data)
     if "label" in given and "data" in given and not parquet:
         clashes.append("--label with --data of .npy files (their labels are Y.npy)")
     if "label" in given and "csv" not in given and not parquet and "resume" not in given and "data" not in given:
@@ -415,8 +422,8 @@ def check_data_paths(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else "no such file")
         )
-    if args.data is not None and not (args.data.is_dir() or (args.data.is_file() and args.data.suffix == ".parquet")):
-        raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a .parquet file")
+    if args.data is not None and not (args.data.is_dir() or is_parquet(args.data)):
+        raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a Parquet file")
 
 
 def load_data(
@@ -425,15 +432,16 @@ def load_data(
     """(experiment name, X, Y, validation data or None): this process's shard of the rows under torchrun, all of
     them otherwise. Softmax outputs take labels 0..K-1 as one-hot rows."""
     rank, size = world()
-    if args.data is not None and args.data.suffix == ".parquet":  # streamed by row group, each rank its own rows
+    if args.data is not None and is_parquet(args.data):  # streamed by row groups, each rank its own rows
         n = open_parquet(args.data, label=args.label)[0].shape[0]
-        return args.data.stem, *open_parquet(args.data, shard(n, rank, size), dtype, device, label=args.label), None
+        rows = shard(n, rank, size)
+        return args.data.stem, *open_parquet(args.data, rows, dtype, device, args.label, args.output), None
     if args.data is not None:
         n = NpyRows(args.data / "X.npy").shape[0]
-        return args.data.name, *open_npy(args.data, shard(n, rank, size), dtype, device), None
+        return args.data.name, *open_npy(args.data, shard(n, rank, size), dtype, device, args.output), None
     if args.csv is not None:
         experiment = args.csv.stem
-        X, Y = load_csv(args.csv, args.label, dtype=dtype, classes=args.output == "softmax")
+        X, Y = load_csv(args.csv, args.label, dtype=dtype, output=args.output)
     else:
         experiment, (X, Y) = args.dataset, DATASETS[args.dataset](dtype=dtype)
     if args.output == "softmax":
@@ -673,8 +681,8 @@ def sweep_table(grid: list[tuple[int, str, float, int]], histories: list[History
 
 
 def convert(args: argparse.Namespace, given: set[str]) -> None:
-    write = parquet_to_npy if args.csv.suffix == ".parquet" else csv_to_npy
-    n = write(args.csv, args.directory, args.label, dtype=args.dtype)
+    write = parquet_to_npy if is_parquet(args.csv) else csv_to_npy
+    n = write(args.csv, args.directory, args.label, dtype=args.dtype, output=args.output)
     print(f"{args.csv}: {n} rows written to {args.directory / 'X.npy'} and {args.directory / 'Y.npy'}")
 
 
