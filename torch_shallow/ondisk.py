@@ -78,6 +78,14 @@ class NpyRows:
             raise ValueError(f"{self.path} holds no rows; expected at least one sample")
         self.rows_in_file = n
         self._fd = os.open(self.path, os.O_RDONLY)
+        size, expected = os.fstat(self._fd).st_size, self._offset + n * self._width * self._np_dtype.itemsize
+        if size < expected:
+            os.close(self._fd)
+            self._fd = None
+            raise ValueError(
+                f"{self.path}: its header announces {shape} values of {self._np_dtype}, {expected} bytes with the "
+                f"header, but the file holds {size}; it is truncated"
+            )
         return n
 
     def __getstate__(self) -> dict[str, object]:
