@@ -197,7 +197,7 @@ def test_x_and_y_of_different_lengths_are_refused_by_name(tmp_path):
     np.save(tmp_path / "X.npy", np.zeros((10, 2), dtype=np.float32))
     np.save(tmp_path / "Y.npy", np.zeros(7, dtype=np.float32))
     for rows in (None, (0, 10), (5, 10)):  # a shard past Y.npy's end too
-        with pytest.raises(ValueError, match="X.npy holds 10 rows but Y.npy 7; expected one label per row"):
+        with pytest.raises(ValueError, match="X.npy has 10 rows but Y.npy has 7; expected one label per row"):
             open_npy(tmp_path, rows)
 
 

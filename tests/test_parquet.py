@@ -324,8 +324,14 @@ def test_one_reader_per_thread_whatever_the_row_groups(tmp_path, monkeypatch):
     for start in range(0, n, 64):
         assert torch.equal(X_disk[start : start + 64], torch.from_numpy(X[start : start + 64]))
     assert len(opened) == 1
+    barrier = threading.Barrier(2)
+
+    def read(start):
+        barrier.wait()  # both threads read
+        return X_disk[start : start + 150]
+
     with ThreadPoolExecutor(2) as pool:  # threads of their own: a reader each
-        list(pool.map(lambda a: X_disk[a : a + 150], (0, 150)))
+        assert torch.equal(torch.cat(list(pool.map(read, (0, 150)))), torch.from_numpy(X))
     assert len(opened) == 3
 
 

@@ -237,4 +237,7 @@ def test_a_csv_of_k_classes_trains_softmax_outputs(tmp_path, capsys):
     assert accuracy > 80  # three classes, the argmax right for most points
     path.write_text("a,b,class\n1,2,0\n3,4,1.5\n")
     assert main(["train", "--csv", str(path), "--output", "softmax", "--no-log"]) == 2
-    assert "blobs.csv:3: label column 'class' must be a class number 0, 1, 2, ..., got '1.5'" in capsys.readouterr().err
+    assert (
+        "blobs.csv:3: label column 'class' must be a class number 0, 1, ..., 65535, got '1.5'"
+        in capsys.readouterr().err
+    )

@@ -423,7 +423,7 @@ def check_data_paths(args: argparse.Namespace) -> None:
             f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else "no such file")
         )
     if args.data is not None and not (args.data.is_dir() or is_parquet(args.data)):
-        raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a Parquet file")
+        raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a .parquet file")
 
 
 def load_data(

@@ -207,11 +207,11 @@ def open_npy(
     X_file, Y_file = (NpyRows(directory / name, dtype=torch.float64) for name in ("X.npy", "Y.npy"))
     if X_file.rows_in_file != Y_file.rows_in_file:  # one sample per row: a label more or less is data that is off
         raise ValueError(
-            f"{directory}: X.npy holds {X_file.rows_in_file} rows but Y.npy {Y_file.rows_in_file}; expected one "
+            f"{directory}: X.npy has {X_file.rows_in_file} rows but Y.npy has {Y_file.rows_in_file}; expected one "
             "label per row of features"
         )
     X = NpyRows(directory / "X.npy", rows, dtype, device)
-    if label_kind(output) is LABELS["softmax"]:
+    if output == "softmax":
         labels = NpyRows(directory / "Y.npy", rows, torch.float64)
         return X, OneHotRows.of_file(Y_file, labels, dtype, device, str(directory / "Y.npy"))
     return X, NpyRows(directory / "Y.npy", rows, dtype, device)

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from .data import LABELS, label_column, label_kind, numpy_column, rows_in_dtype
+from .data import label_column, label_kind, numpy_column, rows_in_dtype
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: `import torch_shallow` stays light
     import pyarrow as pa
@@ -173,9 +173,10 @@ def open_parquet(
     from .ondisk import OneHotRows  # here: ondisk.py converts Parquet files with this module
 
     path = Path(path)
+    label_kind(output)
     names, k = _features_and_label(path, label)
     X = ParquetRows(path, names[:k] + names[k + 1 :], rows, dtype, device)
-    if label_kind(output) is LABELS["softmax"]:
+    if output == "softmax":
         whole, labels = (ParquetRows(path, [names[k]], part, torch.float64) for part in (None, rows))
         return X, OneHotRows.of_file(whole, labels, dtype, device, f"{path}: column {names[k]!r}")
     return X, ParquetRows(path, [names[k]], rows, dtype, device)
