@@ -1,10 +1,11 @@
 """Benchmark of reading data: ``convert`` (csv_to_npy) of a 200,000 × 32 CSV file against pandas ``read_csv`` +
 ``np.save``, Arrow's CSV parser alone and the row-by-row reader that this one replaced; load_csv's peak memory; the
-converted bytes compared with the old reader's, NumPy's ``loadtxt`` and the same data as Parquet. Prints Markdown
-tables and the CPU.
+converted bytes compared with the old reader's, NumPy's ``loadtxt`` and the same data as Parquet; the data
+fingerprint of a 1 GiB .npy file against reading it; an epoch's reading of a Parquet file in 1-row row groups
+against the same rows in one row group. Prints Markdown tables and the CPU.
 
-    python experiments/benchmark_data.py            # 200,000 rows (about 3 minutes on 2 cores)
-    python experiments/benchmark_data.py --quick    # 20,000 rows, a smoke test
+    python experiments/benchmark_data.py            # 200,000 rows, 1 GiB of .npy (about 5 minutes on 2 cores)
+    python experiments/benchmark_data.py --quick    # 20,000 rows, 64 MiB of .npy, a smoke test
 
 pandas is a benchmark dependency only, from the ``experiments`` extra (``pip install '.[experiments]'``). The old
 reader (csv.reader, then float() per cell, in Python) is taken from git at commit OLD_READER, so this script runs
@@ -32,9 +33,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import csv as arrow_csv
 
-from torch_shallow.ondisk import csv_to_npy, parquet_to_npy
+from torch_shallow.fingerprint import Fingerprint
+from torch_shallow.ondisk import NpyRows, csv_to_npy, parquet_to_npy
+from torch_shallow.parquet import ParquetRows
 
 OLD_READER = "33b9631"  # the last commit whose data.py read CSV with csv.reader and float()
+OLD_FINGERPRINT = "41ecf1c"  # the last commit whose fingerprint summed SplitMix hashes with torch on whole blocks
+OLD_PARQUET = "0a6864c"  # the last commit whose ParquetRows opened the file for each row group it read
 ROOT = Path(__file__).resolve().parent.parent
 D = 32
 
@@ -72,19 +77,24 @@ def write_csv(path: Path, n: int, seed: int = 0) -> None:
 
 def old_reader(directory: Path) -> str:
     """Import the old data.py and ondisk.py from git as package ``torch_shallow_old`` under ``directory``."""
-    package = directory / "torch_shallow_old"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("data.py", "ondisk.py"):
+    return old_modules(directory, "torch_shallow_old", OLD_READER, ("data.py", "ondisk.py"))
+
+
+def old_modules(directory: Path, package: str, commit: str, names: tuple[str, ...]) -> str:
+    """Files ``names`` of torch_shallow at ``commit``, from git, as package ``package`` under ``directory``."""
+    (directory / package).mkdir()
+    (directory / package / "__init__.py").write_text("")
+    for name in names:
         text = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{OLD_READER}:torch_shallow/{name}"],
+            ["git", "-C", str(ROOT), "show", f"{commit}:torch_shallow/{name}"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        (package / name).write_text(text)
-    sys.path.insert(0, str(directory))
-    return "torch_shallow_old"
+        (directory / package / name).write_text(text)
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    return package
 
 
 def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
@@ -133,6 +143,77 @@ def same_bits(a: Path, b: Path) -> bool:
     return all(x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes() for x, y in arrays)
 
 
+def fingerprint_rates(directory: Path, mib: int, repeats: int) -> None:
+    """MB/s of the data fingerprint of a (n, 64) float32 X.npy of ``mib`` MiB, read by NpyRows in blocks of 4 MiB
+    as ``fit`` reads it, against reading alone, and of the old fingerprint on a sixteenth of it (it is slow)."""
+    old = importlib.import_module(
+        old_modules(directory, "torch_shallow_fp_old", OLD_FINGERPRINT, ("fingerprint.py", "distributed.py"))
+        + ".fingerprint"
+    )
+    width, block = 64, (4 << 20) // 256
+    n = (mib << 20) // (width * 4)
+    X = np.lib.format.open_memmap(directory / "X.npy", mode="w+", dtype=np.float32, shape=(n, width))
+    for start in range(0, n, 1 << 16):
+        X[start : start + (1 << 16)] = np.random.default_rng(start).standard_normal((min(1 << 16, n - start), width))
+    X.flush()
+    del X
+    rows = NpyRows(directory / "X.npy")
+
+    def sweep(fingerprint: type | None, stop: int = n) -> None:
+        hashes = fingerprint() if fingerprint is not None else None
+        for start in range(0, stop, block):
+            part = rows[start : min(start + block, stop)]
+            if hashes is not None:
+                hashes.update("X", part, start)
+
+    blocks = [rows[start : start + block] for start in range(0, min(n, (256 << 20) // (width * 4)), block)]
+
+    def in_memory() -> None:
+        hashes = Fingerprint()
+        for k, part in enumerate(blocks):
+            hashes.update("X", part, k * block)
+
+    seconds = median_seconds(
+        {"reading alone": lambda: sweep(None), "reading + fingerprint": lambda: sweep(Fingerprint)}, repeats
+    )
+    memory_seconds = median_seconds({"memory": in_memory}, repeats)["memory"][0] * n / sum(map(len, blocks))
+    old_seconds = median_seconds({"old": lambda: sweep(old.Fingerprint, n // 16)}, 1)["old"][0] * 16
+    megabytes = n * width * 4 / 1e6
+    print(f"\n### The data fingerprint of a {megabytes:,.0f} MB .npy file, in the page cache (median of {repeats})\n")
+    print("| what | seconds | MB/s |\n|---|---|---|")
+    for name, (wall, _) in seconds.items():
+        print(f"| {name} | {wall:.2f} | {megabytes / wall:,.0f} |")
+    memory_rate = megabytes / memory_seconds
+    print(f"| the fingerprint alone, of blocks in memory (from 256 MiB) | {memory_seconds:.2f} | {memory_rate:,.0f} |")
+    print(
+        f"| reading + the old fingerprint (torch on whole blocks), from a sixteenth | {old_seconds:.2f} | "
+        f"{megabytes / old_seconds:,.0f} |"
+    )
+
+
+def parquet_row_groups(directory: Path, n: int, repeats: int) -> None:
+    """Seconds of an epoch's reading (blocks of 1,024 rows) of n × 8 float32 features in row groups of 1 row,
+    against the same rows in 10 row groups, by ParquetRows now and as it was at OLD_PARQUET."""
+    old = importlib.import_module(
+        old_modules(directory, "torch_shallow_pq_old", OLD_PARQUET, ("data.py", "parquet.py")) + ".parquet"
+    )
+    table = pa.table({f"x{j}": np.random.default_rng(j).standard_normal(n, dtype=np.float32) for j in range(9)})
+    runs = {}
+    for group_rows in (n // 10, 1):
+        path = directory / f"groups-of-{group_rows}.parquet"
+        pq.write_table(table, path, row_group_size=group_rows)
+        for name, reader in (("now", ParquetRows), ("before", old.ParquetRows)):
+            X = reader(path, [f"x{j}" for j in range(8)])
+            runs[f"{name}, row groups of {group_rows:,} row{'s' * (group_rows > 1)}"] = lambda X=X: [
+                X[a : a + 1024] for a in range(0, n, 1024)
+            ]
+    seconds = median_seconds(runs, repeats)
+    print(f"\n### Reading {n:,} rows × 8 float32 of Parquet a block of 1,024 rows at a time (median of {repeats})\n")
+    print("| ParquetRows | seconds |\n|---|---|")
+    for name, (wall, _) in seconds.items():
+        print(f"| {name} | {wall:.3f} |")
+
+
 def processor() -> str:
     model = next(
         (
@@ -149,8 +230,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20,000 rows instead of 200,000")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (default: %(default)s)")
+    parser.add_argument("--only", choices=["csv", "fingerprint", "parquet"], help="run one part of the benchmark")
     args = parser.parse_args()
     n = 20_000 if args.quick else 200_000
+    if args.only in ("fingerprint", "parquet"):
+        print(f"CPU: {processor()}; load average before the runs: {os.getloadavg()[0]:.2f}")
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.only == "fingerprint":
+                fingerprint_rates(Path(tmp), 64 if args.quick else 1024, args.repeats)
+            else:
+                parquet_row_groups(Path(tmp), 4_000 if args.quick else 20_000, args.repeats)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         path = tmp / "data.csv"
@@ -208,6 +298,10 @@ def main() -> None:
             ("pandas' `read_csv`", "pandas"),
         ):
             print(f"| {name} | {'identical' if same_bits(tmp / 'new', tmp / other) else 'different'} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        fingerprint_rates(Path(tmp), 64 if args.quick else 1024, args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        parquet_row_groups(Path(tmp), 4_000 if args.quick else 20_000, args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The generated data sets and the CSV loader."""
 
+import io
 import os
 import subprocess
 import sys
@@ -330,6 +331,7 @@ def test_csv_blocks_end_after_whole_records():
 LOAD_CSV_PEAK = """
 import sys
 from pathlib import Path
+import pyarrow.csv  # loaded where load_csv first reads: the code is no part of the data's memory
 from torch_shallow import load_csv
 
 def kib(field):
@@ -377,3 +379,27 @@ def test_csv_error_line_found_again_across_reads(tmp_path, monkeypatch):
     line = csv_with_bad_row(path, b"7,2", line_end=b"\r\n")
     with pytest.raises(ValueError, match=rf"bad.csv:{line}: label column 'y' must be 0 or 1"):
         list(csv_chunks(path, block_size=8))
+
+
+def test_csv_block_ending_in_cr_waits_for_the_lf_of_the_next_read(tmp_path):
+    """Reads of 5 bytes over rows "10,1\\r\\n" of 6 end on the "\\r" of a "\\r\\n" whose "\\n" comes in the next
+    read: the block is not cut there, so that no block starts with a stray "\\n" (a line too many, for a pipe
+    whose lines are counted block by block)."""
+    text = b"a,y\r\n" + b"".join(f"{i},{i % 2}\r\n".encode() for i in range(10, 40))
+    blocks = [bytes(block) for _, block in data._blocks(io.BytesIO(text), 5)]
+    assert b"".join(blocks) == text and len(blocks) > 10
+    assert all(block.endswith(b"\r\n") for block in blocks)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(text + b"40,2\r\n"), daemon=True)
+    writer.start()
+    with pytest.raises(ValueError, match=r"fifo:32: label column 'y' must be 0 or 1, got '2'"):
+        list(csv_chunks(fifo, block_size=5))
+    writer.join(timeout=60)
+
+
+def test_import_torch_shallow_leaves_pyarrow_unloaded():
+    """pyarrow (some 100 ms and 60 MiB) is imported where CSV and Parquet files are read, not by the package."""
+    code = "import sys, torch_shallow; print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyarrow'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

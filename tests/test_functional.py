@@ -236,3 +236,50 @@ def test_ranges_of_blocks_on_several_cores_add_up(three_threads, monkeypatch):
     assert_close(J, expected)
     for got, want in zip(torch.autograd.grad(J, [X, *theta]), expected_grads):
         assert_close(got, want)
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_right_answers_count_every_cores_rows(output):
+    """With 2 intra-op threads and 10 blocks, each core sweeps its own range of rows: the count of labels predicted
+    right adds every range's, as the plain-torch logits count them over all rows."""
+    from torch_shallow.functional import cost_and_gradients
+    from torch_shallow.parallel import intra_op_threads, row_ranges
+
+    X, _, theta = make_problem(100, 3, 5, 3, requires_grad=False)
+    classes = torch.arange(100) % 3
+    Y = torch.nn.functional.one_hot(classes, 3).double()
+    Y[::4] = 1 - Y[::4]  # sigmoid units: some rows with two labels 1, so that every unit counts
+    Z2 = reference_logits(X, *theta)
+    if output == "sigmoid":
+        expected = ((Z2 > 0) == (Y > 0.5)).sum()
+    else:
+        Y = torch.nn.functional.one_hot(classes, 3).double()
+        expected = (Z2.argmax(1) == classes).sum()
+    with intra_op_threads(2), torch.no_grad():
+        assert len(row_ranges(X, 10)) == 2  # two cores' ranges, or the test proves nothing
+        sweep = cost_and_gradients(X, Y, *theta, "sigmoid", (False,) * 5, 10, output=output, count_right=True)
+    assert 0 < expected < Y.numel() and sweep.right == expected
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_cost_jvp_follows_the_tangent_of_x(output):
+    """torch.func.jvp of the cost along X alone (no parameter moves) against autograd's forward mode of the
+    plain-torch cost: J̇ = ⟨∂J/∂X, Ẋ⟩ ≠ 0."""
+    X, Y, theta = make_problem(12, 3, 4, 3, requires_grad=False)
+    if output == "softmax":
+        Y = torch.nn.functional.one_hot(torch.arange(12) % 3, 3).double()
+    X_dot = torch.randn(X.shape, generator=torch.Generator().manual_seed(1), dtype=X.dtype)
+
+    def ours(X):
+        return ShallowBCEFunction.apply(X, Y, *theta, "tanh", None, (False,) * 5, output)[0]
+
+    def plain(X):
+        Z2 = reference_logits(X, *theta, "tanh")
+        if output == "sigmoid":
+            return torch.nn.functional.binary_cross_entropy_with_logits(Z2, Y, reduction="sum") / len(X)
+        return torch.nn.functional.cross_entropy(Z2, Y.argmax(1))
+
+    J, J_dot = torch.func.jvp(ours, (X,), (X_dot,))
+    J_ref, J_dot_ref = torch.func.jvp(plain, (X,), (X_dot,))
+    assert_close(J, J_ref)
+    assert J_dot_ref.abs() > 1e-3 and torch.allclose(J_dot, J_dot_ref, rtol=1e-10, atol=1e-12)

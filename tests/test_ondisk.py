@@ -1,8 +1,11 @@
 """csv_to_npy and the on-disk data it writes: one pass, pipes, the .npy format, atomic replacement."""
 
+import copy
 import errno
+import gc
 import io
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -155,3 +158,153 @@ def test_no_rows_on_disk_is_an_error(tmp_path):
         open_npy(tmp_path)
     with pytest.raises(ValueError, match=r"Y.npy holds no rows"):
         NpyRows(tmp_path / "Y.npy")
+
+
+def test_copies_read_their_own_file(tmp_path):
+    """A copy of NpyRows opens the file again: freeing the original, whose descriptor number another file then
+    gets, changes nothing that the copy reads."""
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "other.npy", -X)
+    original = NpyRows(tmp_path / "X.npy", rows=(2, 18))
+    copies = [copy.deepcopy(original), pickle.loads(pickle.dumps(original)), copy.copy(original)]
+    assert all(c._fd != original._fd for c in copies)
+    del original
+    gc.collect()
+    other = NpyRows(tmp_path / "other.npy")  # may take the freed descriptor's number
+    for rows in copies:
+        assert repr(rows) == f"NpyRows({str(tmp_path / 'X.npy')!r}, rows=(2, 18), dtype=torch.float32)"
+        assert torch.equal(rows[:], torch.from_numpy(X[2:18])) and torch.equal(rows[3:5], torch.from_numpy(X[5:7]))
+    assert torch.equal(other[0:1], torch.from_numpy(-X[:1]))
+
+
+def test_a_copy_of_a_file_that_changed_is_refused(tmp_path):
+    np.save(tmp_path / "X.npy", np.zeros((20, 2), dtype=np.float32))
+    state = pickle.dumps(NpyRows(tmp_path / "X.npy"))
+    np.save(tmp_path / "X.npy", np.zeros((10, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"X.npy holds \(10, 2\) values now, not the \(20, 2\) it held when copied"):
+        pickle.loads(state)
+
+
+def test_big_endian_files_are_refused_by_name(tmp_path):
+    np.save(tmp_path / "X.npy", np.zeros((4, 2), dtype=">f4"))
+    np.save(tmp_path / "Y.npy", np.zeros(4, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"X.npy: the numbers are big-endian \(>f4\); expected little-endian .*'<f4'"):
+        open_npy(tmp_path)
+
+
+def test_x_and_y_of_different_lengths_are_refused_by_name(tmp_path):
+    np.save(tmp_path / "X.npy", np.zeros((10, 2), dtype=np.float32))
+    np.save(tmp_path / "Y.npy", np.zeros(7, dtype=np.float32))
+    for rows in (None, (0, 10), (5, 10)):  # a shard past Y.npy's end too
+        with pytest.raises(ValueError, match="X.npy has 10 rows but Y.npy has 7; expected one label per row"):
+            open_npy(tmp_path, rows)
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    np.save(tmp_path / "X.npy", np.arange(20, dtype=np.float32).reshape(10, 2))
+    X = NpyRows(tmp_path / "X.npy")
+    with open(tmp_path / "X.npy", "r+b") as f:
+        f.truncate(os.path.getsize(tmp_path / "X.npy") - 4)  # the last value cut off
+    with pytest.raises(ValueError, match=r"X.npy: the file ends before row 10; it is truncated"):
+        X[8:10]  # cut after it was opened: the read finds it
+    assert torch.equal(X[:9], torch.arange(18.0).reshape(9, 2))
+    with pytest.raises(ValueError, match=r"announces \(10, 2\) values of float32, 208 bytes .* holds 204; it is trunc"):
+        NpyRows(tmp_path / "X.npy")  # cut before: opening finds it
+
+
+def test_files_are_on_disk_before_they_are_renamed(tmp_path, monkeypatch):
+    """Each temporary is fsynced before os.replace makes it X.npy or Y.npy, so that a crash never leaves a
+    renamed file whose data is not on disk."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def traced_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def traced_replace(source, target):
+        events.append(("replace", str(source)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", traced_fsync)
+    monkeypatch.setattr(os, "replace", traced_replace)
+    csv_to_npy(write_csv(tmp_path / "d.csv", n=10, d=2), tmp_path / "data")
+    replaced = [path for event, path in events if event == "replace"]
+    assert len(replaced) == 2 and all(".tmp" in path for path in replaced)
+    for path in replaced:
+        assert events.index(("fsync", path)) < events.index(("replace", path))
+    assert events[-1] == ("fsync", str(tmp_path / "data"))  # and the renames, after them
+
+
+def test_a_failed_conversion_removes_the_directories_it_made(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,y\n1,0\n2,5\n")
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        csv_to_npy(bad, tmp_path / "new" / "deeper")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "there").mkdir()
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        csv_to_npy(bad, tmp_path / "there")
+    assert (tmp_path / "there").is_dir() and not any((tmp_path / "there").iterdir())  # it was there before
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_convert_softmax_writes_class_numbers_served_one_hot(tmp_path, dtype):
+    """Class numbers are written exactly as int32 (float16 would round 2049 to 2048), served as one-hot rows of
+    K = the largest class + 1 columns, the same on every shard; the command line trains on them."""
+    labels = np.array([0, 2049, 1, 2, 0, 1, 2, 0, 1, 2] * 3)
+    lines = "".join(f"{i * 0.5},{i % 3},{c}\n" for i, c in enumerate(labels))
+    (tmp_path / "k.csv").write_text("a,b,y\n" + lines)
+    assert csv_to_npy(tmp_path / "k.csv", tmp_path / "npy", dtype=dtype, output="softmax") == 30
+    y = np.load(tmp_path / "npy" / "Y.npy")
+    assert y.dtype == np.int32 and np.array_equal(y, labels)
+    X, Y = open_npy(tmp_path / "npy", rows=(10, 20), dtype=torch.float64, output="softmax")
+    assert Y.shape == (10, 2050) and torch.equal(
+        Y[2:7], torch.nn.functional.one_hot(torch.tensor(labels[12:17]), 2050).double()
+    )
+
+
+def test_the_command_line_trains_softmax_on_npy(tmp_path, capsys):
+    from torch_shallow.cli import main
+
+    rng = np.random.default_rng(0)
+    X, classes = rng.standard_normal((60, 2)), np.arange(60) % 3
+    text = "a,b,y\n" + "".join(f"{float(a)!r},{float(b)!r},{c}\n" for (a, b), c in zip(X, classes))
+    (tmp_path / "k.csv").write_text(text)
+    assert main(["convert", str(tmp_path / "k.csv"), str(tmp_path / "npy"), "--output", "softmax"]) == 0
+    capsys.readouterr()
+    outputs = []
+    for source in (["--data", str(tmp_path / "npy")], ["--csv", str(tmp_path / "k.csv")]):
+        assert main(["train", *source, "--output", "softmax", "--epochs", "5", "--no-log"]) == 0
+        outputs.append(capsys.readouterr().out.split(": ", 1)[1])
+    assert outputs[0] == outputs[1]
+    assert main(["convert", str(tmp_path / "k.csv"), str(tmp_path / "binary")]) == 2
+    assert "label column 'y' must be 0 or 1, got '2'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (
+            [0, 1, 100_000_000, 2],
+            "Y.npy: row 2: a label must be a class number 0, 1, ..., 65535 for softmax outputs, got 1",
+        ),
+        ([0, 1, 0.5, 2], "Y.npy: row 2: a label must be a class number .* got 0.5"),
+        ([0, 0, 0, 0], "Y.npy: softmax outputs need labels of at least 2 classes 0..K-1, got only class 0"),
+    ],
+)
+def test_softmax_labels_on_disk_are_checked_before_any_one_hot_row(tmp_path, labels, message):
+    np.save(tmp_path / "X.npy", np.zeros((4, 2), dtype=np.float32))
+    np.save(tmp_path / "Y.npy", np.array(labels, dtype=np.float64))
+    with pytest.raises(ValueError, match=message):
+        open_npy(tmp_path, rows=(0, 1), output="softmax")
+
+
+def test_convert_real_labels_for_identity(tmp_path):
+    (tmp_path / "r.csv").write_text("a,y\n1,0.25\n2,-3e5\n3,7\n")
+    csv_to_npy(tmp_path / "r.csv", tmp_path / "npy", output="identity")
+    assert np.array_equal(np.load(tmp_path / "npy" / "Y.npy"), np.array([0.25, -3e5, 7], dtype=np.float32))
+    (tmp_path / "big.csv").write_text("a,y\n1,0.25\n2,1e300\n")
+    with pytest.raises(ValueError, match="big.csv:3: 1e\\+300 is too large for float32"):
+        csv_to_npy(tmp_path / "big.csv", tmp_path / "npy2", output="identity")

@@ -1,5 +1,9 @@
 """Parquet files: rows read by row group for training, and converted to .npy as CSV files are."""
 
+import copy
+import gc
+import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -15,7 +19,8 @@ from test_ondisk import assert_untouched, old_data  # noqa: F401 (a fixture)
 
 from torch_shallow import ShallowNet, TrainConfig, csv_to_npy, fit, planar
 from torch_shallow import parquet as parquet_module
-from torch_shallow.ondisk import parquet_to_npy
+from torch_shallow.data import csv_chunks
+from torch_shallow.ondisk import open_npy, parquet_to_npy
 from torch_shallow.parquet import ParquetRows, open_parquet, parquet_chunks
 
 
@@ -58,18 +63,21 @@ def test_row_ranges_for_shards(table, rows):
 
 def test_shards_read_only_their_row_groups(table, monkeypatch):
     path, X, _ = table
-    read, original = [], pq.ParquetFile.read_row_group
+    read, original = [], pq.ParquetFile.read_row_groups
 
-    def read_row_group(file, i, **options):
-        read.append(i)
-        return original(file, i, **options)
+    def read_row_groups(file, groups, **options):
+        read.append(groups)
+        return original(file, groups, **options)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", read_row_group)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", read_row_groups)
     X_disk, _ = open_parquet(path, rows=(8, 20), label="y")  # rows 8 to 19: row groups 1 (7-13) and 2 (14-20)
     for start in range(0, 12, 5):
         X_disk[start : start + 5]
-    assert read == [1, 2]  # each decoded once, in turn: one kept at a time
+    assert read == [[1], [2]]  # each decoded once, in turn: one kept at a time
     assert len(X_disk._kept) == 1
+    read.clear()
+    assert torch.equal(X_disk[:], X[8:20].float())
+    assert read == [[1, 2]]  # a slice over several row groups decodes them in one read
 
 
 def test_threads_read_their_own_ranges(table):
@@ -302,3 +310,135 @@ def test_torchrun_trains_on_parquet_as_one_process(tmp_path):
     )
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert two.stdout == one.stdout and "points: 60 epochs" in one.stdout
+
+
+def test_one_reader_per_thread_whatever_the_row_groups(tmp_path, monkeypatch):
+    """A file of 1-row row groups is opened once per reading thread, not once per row group; the row groups of a
+    block are decoded together."""
+    n = 300
+    X = np.random.default_rng(0).standard_normal((n, 2))
+    path = write_parquet(tmp_path / "tiny.parquet", {"a": X[:, 0], "b": X[:, 1], "y": np.arange(n) % 2}, 1)
+    opened, original = [], parquet_module._parquet_file
+    monkeypatch.setattr(parquet_module, "_parquet_file", lambda *args: opened.append(args) or original(*args))
+    X_disk, Y_disk = open_parquet(path, dtype=torch.float64)
+    for start in range(0, n, 64):
+        assert torch.equal(X_disk[start : start + 64], torch.from_numpy(X[start : start + 64]))
+    assert len(opened) == 1
+    barrier = threading.Barrier(2)
+
+    def read(start):
+        barrier.wait()  # both threads read
+        return X_disk[start : start + 150]
+
+    with ThreadPoolExecutor(2) as pool:  # threads of their own: a reader each
+        assert torch.equal(torch.cat(list(pool.map(read, (0, 150)))), torch.from_numpy(X))
+    assert len(opened) == 3
+
+
+def test_copies_read_on_their_own(table):
+    """A copy (deepcopy, pickle) reads its rows by path, whatever becomes of the original and its readers."""
+    path, X, Y = table
+    X_disk, Y_disk = open_parquet(path, rows=(3, 25), dtype=torch.float64, label="y")
+    X_disk[0:4]  # the original has a reader and kept rows
+    copies = [copy.deepcopy(X_disk), pickle.loads(pickle.dumps(X_disk)), copy.copy(X_disk)]
+    del X_disk
+    gc.collect()
+    for X_copy in copies:
+        assert repr(X_copy).endswith("rows=(3, 25), dtype=torch.float64)")
+        assert torch.equal(X_copy[:], X[3:25]) and torch.equal(X_copy[5:9], X[8:12])
+    assert torch.equal(pickle.loads(pickle.dumps(Y_disk))[:], Y[3:25])
+
+
+@pytest.mark.parametrize("name", ["data.PARQUET", "data.pq", "data"])
+def test_parquet_is_known_by_its_content(tmp_path, name, capsys):
+    """A Parquet file of any name is read as Parquet, by --data, by --csv and by convert; a CSV file named .parquet
+    is read as CSV, and a pipe is left unread."""
+    from torch_shallow.cli import main
+    from torch_shallow.parquet import is_parquet
+
+    X, Y = planar()
+    path = tmp_path / name
+    pq.write_table(pa.table({"u": X[:, 0].numpy(), "v": X[:, 1].numpy(), "y": Y[:, 0].numpy()}), path)
+    assert is_parquet(path)
+    outputs = []
+    for source in ("--data", "--csv"):
+        assert main(["train", source, str(path), "--epochs", "20", "--no-log"]) == 0, capsys.readouterr().err
+        outputs.append(capsys.readouterr().out.split(": ", 1)[1])
+    assert outputs[0] == outputs[1]
+    assert main(["convert", str(path), str(tmp_path / "npy")]) == 0
+    assert torch.equal(open_npy(tmp_path / "npy")[0][:], X)
+    csv = tmp_path / "text.parquet"
+    csv.write_text("u,v,y\n1,2,0\n3,4,1\n")
+    assert not is_parquet(csv) and not is_parquet(tmp_path / "missing") and not is_parquet(tmp_path)
+    assert main(["convert", str(csv), str(tmp_path / "from-text")]) == 0
+
+
+def test_is_parquet_leaves_a_pipe_unread(tmp_path):
+    from torch_shallow.parquet import is_parquet
+
+    read, write = os.pipe()
+    try:
+        os.write(write, b"PAR1")
+        assert not is_parquet(f"/dev/fd/{read}")
+        assert os.read(read, 4) == b"PAR1"
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_csv_chunks_name_a_parquet_file(table):
+    path, _, _ = table
+    with pytest.raises(ValueError, match="is a Parquet file, not CSV text"):
+        next(csv_chunks(path))
+
+
+def test_softmax_on_parquet_serves_one_hot_rows(tmp_path, capsys):
+    """Class numbers 0..K-1 of a Parquet file are served block by block as one-hot rows (n, K), K from the whole
+    file whatever the rows asked for, the same as training on the tensors."""
+    from torch_shallow.cli import main
+
+    rng = np.random.default_rng(0)
+    X, classes = rng.standard_normal((90, 2)), np.arange(90) % 3
+    path = write_parquet(tmp_path / "three.parquet", {"a": X[:, 0], "b": X[:, 1], "y": classes}, 16)
+    X_disk, Y_disk = open_parquet(path, rows=(0, 20), dtype=torch.float64, output="softmax")
+    assert Y_disk.shape == (20, 3) and Y_disk.dtype == torch.float64
+    assert torch.equal(Y_disk[3:19], torch.nn.functional.one_hot(torch.from_numpy(classes[3:19]), 3).double())
+    assert torch.equal(pickle.loads(pickle.dumps(Y_disk))[:], Y_disk[:])
+    assert main(["train", "--data", str(path), "--output", "softmax", "--epochs", "5", "--no-log"]) == 0
+    disk = capsys.readouterr().out.split(": ", 1)[1]
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "y": classes.astype(float)}), tmp_path / "three.csv.pq")
+    assert (
+        main(["train", "--csv", str(tmp_path / "three.csv.pq"), "--output", "softmax", "--epochs", "5", "--no-log"])
+        == 0
+    )
+    assert capsys.readouterr().out.split(": ", 1)[1] == disk
+
+
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        (100_000_000, "row 7: a label must be a class number 0, 1, ..., 65535 for softmax outputs, got 100000000"),
+        (1.5, "row 7: a label must be a class number .* got 1.5"),
+        (-1, "row 7: a label must be a class number .* got -1"),
+    ],
+)
+def test_softmax_labels_on_parquet_are_checked_before_any_one_hot_row(tmp_path, label, message):
+    classes = (np.arange(20) % 3).astype(np.float64)
+    classes[7] = label
+    path = write_parquet(tmp_path / "bad.parquet", {"a": np.zeros(20), "y": classes}, 5)
+    with pytest.raises(ValueError, match=f"bad.parquet: column 'y': {message}"):
+        open_parquet(path, output="softmax")
+    with pytest.raises(ValueError, match="row 7: label column 'y' must be a class number"):
+        parquet_to_npy(path, tmp_path / "npy", output="softmax")
+    assert not (tmp_path / "npy").exists()  # made for the files, removed with them
+
+
+def test_parquet_real_labels_for_identity(tmp_path):
+    y = np.array([0.25, -3.0, 1e30, 7.0])
+    path = write_parquet(tmp_path / "real.parquet", {"a": np.arange(4.0), "y": y}, 2)
+    parquet_to_npy(path, tmp_path / "npy", output="identity")
+    assert np.array_equal(np.load(tmp_path / "npy" / "Y.npy"), y.astype(np.float32))
+    with pytest.raises(ValueError, match="must be 0 or 1, got 0.25"):
+        parquet_to_npy(path, tmp_path / "binary")
+    with pytest.raises(ValueError, match="row 2: 1e\\+30 in column 'y' is too large for float16"):
+        parquet_to_npy(path, tmp_path / "half", dtype=np.float16, output="identity")

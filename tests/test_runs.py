@@ -19,7 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch_shallow import RunInUse, ShallowNet, TrainConfig, fit, load_csv, planar
 from torch_shallow.checkpoint import CheckpointError, load_checkpoint
 from torch_shallow.cli import main
-from torch_shallow.run import Fingerprint, new_run_dir
+from torch_shallow.fingerprint import Fingerprint
+from torch_shallow.run import new_run_dir
 
 
 def seeded_net(seed=0, **kwargs):
@@ -762,3 +763,40 @@ sys.exit(cli.main(sys.argv[1:]))
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_outside_its_run_directory_is_locked(tmp_path):
+    """A checkpoint kept elsewhere than its run directory has a lock of its own: a second run resuming from that
+    file while the first one writes it is refused, whichever run directory that one writes to."""
+    from torch_shallow.run import run_outputs
+
+    checkpoint = tmp_path / "elsewhere" / "c.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")  # resumed from: there already
+    for log_dir in (tmp_path / "run", None):
+        with run_outputs(log_dir, checkpoint, checkpoint, [], None):
+            assert (checkpoint.parent / ".c.pt.lock").exists()
+            with pytest.raises(RunInUse, match=f"c.pt is in use by another training run \\(process {os.getpid()}\\)"):
+                with run_outputs(tmp_path / "other-run", checkpoint, checkpoint, [], None):
+                    pass
+        assert not (checkpoint.parent / ".c.pt.lock").exists()
+
+
+def test_a_run_directory_holding_files_is_never_reused(tmp_path, monkeypatch):
+    """new_run_dir passes over a directory that holds anything (a run's event files, a checkpoint, a lock being
+    claimed) and takes an empty one; default_run_dir's name, the second fixed here, gets the next free suffix."""
+    from torch_shallow.run import default_run_dir
+
+    taken = {"name": "events.out.tfevents.1.host", "name-2": "checkpoint.pt", "name-3": ".lock"}
+    for directory, file in taken.items():
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / file).write_bytes(b"a run's")
+    (tmp_path / "name-4").mkdir()  # empty: a claim that stopped before its lock file, free to take
+    assert new_run_dir(tmp_path / "name") == tmp_path / "name-4"
+    assert new_run_dir(tmp_path / "name") == tmp_path / "name-5"  # name-4 now holds its lock file
+    for directory, file in taken.items():
+        assert (tmp_path / directory / file).read_bytes() == b"a run's"
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20261129-101500")
+    (tmp_path / "runs" / "planar-20261129-101500").mkdir(parents=True)
+    (tmp_path / "runs" / "planar-20261129-101500" / "events.out.tfevents.1.host").write_bytes(b"")
+    assert default_run_dir("planar", tmp_path / "runs") == tmp_path / "runs" / "planar-20261129-101500-2"

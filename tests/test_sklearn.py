@@ -399,3 +399,27 @@ def test_readme_example(tmp_path, monkeypatch):
     net = scope["net"]
     assert isinstance(net, ShallowNet) and net.output == "softmax" and net.out_features == 3
     assert scope["search"].best_score_ > 0.9
+
+
+def test_warm_start_checks_which_classes_not_how_many():
+    """Classes {1, 2} after {0, 1}: as many, but other ones; the model's output units would mean other classes."""
+    X, y = blobs(3)
+    two = y < 2
+    clf = ShallowClassifier(max_epochs=5, warm_start=True).fit(X[two], y[two])
+    n_iter, W1 = clf.n_iter_, clf.model_.W1.clone()
+    with pytest.raises(ValueError, match=r"fitted on the classes \[0, 1\]; this y has \[1, 2\]"):
+        clf.fit(X[y > 0], y[y > 0])
+    assert clf.n_iter_ == n_iter and torch.equal(clf.model_.W1, W1)
+
+
+def test_a_device_this_machine_lacks_is_refused_at_fit_naming_device():
+    X, y = blobs(2)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device, message in (
+        ("meta", r"device must be 'cpu' or a CUDA device such as 'cuda:0', got 'meta'"),
+        (f"cuda:{count}", rf"device='cuda:{count}', but this machine has {count} CUDA device\(s\)"),
+    ):
+        clf = ShallowClassifier(max_epochs=2, device=device)  # __init__ stores, fit checks
+        with pytest.raises(ValueError, match=message):
+            clf.fit(X, y)
+        assert not hasattr(clf, "model_")

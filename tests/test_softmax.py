@@ -207,9 +207,9 @@ def test_a_csv_of_k_classes_trains_softmax_outputs(tmp_path, capsys):
     X, _, labels = three_classes(n=60, dtype=torch.float32)
     path = tmp_path / "blobs.csv"
     path.write_text("a,b,class\n" + "".join(f"{x:.4f},{y:.4f},{c}\n" for (x, y), c in zip(X.tolist(), labels.tolist())))
-    X_read, Y_read = load_csv(path, classes=True)
+    X_read, Y_read = load_csv(path, output="softmax")
     assert torch.equal(Y_read[:, 0].long(), labels)
-    small_blocks = [y for _, y in csv_chunks(path, classes=True, block_size=64)]  # Arrow's path, block by block
+    small_blocks = [y for _, y in csv_chunks(path, block_size=64, output="softmax")]  # Arrow's path, block by block
     assert len(small_blocks) > 3 and torch.equal(torch.from_numpy(np.concatenate(small_blocks)).long(), labels)
     with pytest.raises(ValueError, match=r":4: label column 'class' must be 0 or 1, got '2'"):
         load_csv(path)  # without classes, the slides' 0/1 labels
@@ -238,4 +238,7 @@ def test_a_csv_of_k_classes_trains_softmax_outputs(tmp_path, capsys):
     assert accuracy > 80  # three classes, the argmax right for most points
     path.write_text("a,b,class\n1,2,0\n3,4,1.5\n")
     assert main(["train", "--csv", str(path), "--output", "softmax", "--no-log"]) == 2
-    assert "blobs.csv:3: label column 'class' must be a class number 0, 1, 2, ..., got '1.5'" in capsys.readouterr().err
+    assert (
+        "blobs.csv:3: label column 'class' must be a class number 0, 1, ..., 65535, got '1.5'"
+        in capsys.readouterr().err
+    )

@@ -4,7 +4,7 @@ into the run they belong to.
 A checkpoint is a dict of tensors and plain values saved with ``torch.save``: the model's and the optimizer's
 state, the history so far, the RNG states, the training config (with absolute paths), the run's hyperparameters
 (from which the command line rebuilds the data and the model on ``--resume``), the model's architecture, the
-optimizer's class and the fingerprint of the training data (see :class:`~torch_shallow.run.Fingerprint`).
+optimizer's class and the fingerprint of the training data (see :class:`~torch_shallow.fingerprint.Fingerprint`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from .callbacks import Callback, Run
+from .fingerprint import fingerprint_changes
 from .hyperparameters import dtype_name
-from .run import fingerprint_changes
 
 FORMAT = "torch_shallow.checkpoint/3"
 # A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.

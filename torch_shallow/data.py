@@ -19,15 +19,20 @@ import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import torch
-from pyarrow import csv as arrow_csv
 from torch import Tensor
+
+from .labels import MAX_CLASSES
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: `import torch_shallow` stays light
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
 
 T, U = TypeVar("T"), TypeVar("U")
 
@@ -93,16 +98,52 @@ _LINE_END = re.compile(rb"\r\n|\n|\r")  # as Python's csv module and Arrow end l
 _QUOTED_FIELD = re.compile(rb'(?:^|(?<=[,\r\n]))"[^"]*+(?:""[^"]*+)*+"(?=[,\r\n]|\Z)')
 
 
+@dataclass(frozen=True)
+class LabelKind:
+    """The labels that the cost of an output takes, as files hold them."""
+
+    expected: str  # what each label must be, in errors
+    valid: Callable[[np.ndarray], np.ndarray]  # which labels are, elementwise (NaN is none)
+    stored: np.dtype | None  # the dtype labels are read in and Y.npy holds; None: the features' dtype
+
+
+def _class_numbers(labels: np.ndarray) -> np.ndarray:
+    return (labels >= 0) & (labels < MAX_CLASSES) & (labels == np.floor(labels))
+
+
+# The label kind of each output (ShallowNet's ``output``, the command line's --output): binary cross-entropy takes
+# 0 or 1, softmax cross-entropy class numbers (whole, served one-hot), squared error any real number.
+LABELS = {
+    "sigmoid": LabelKind("0 or 1", lambda labels: (labels == 0) | (labels == 1), None),
+    "softmax": LabelKind(f"a class number 0, 1, ..., {MAX_CLASSES - 1}", _class_numbers, np.dtype(np.int32)),
+    "identity": LabelKind("a finite number", np.isfinite, None),
+}
+
+
+def label_kind(output: str) -> LabelKind:
+    """The labels of ``output``, one of :data:`LABELS`."""
+    if output not in LABELS:
+        raise ValueError(f"output must be one of {', '.join(LABELS)}, got {output!r}")
+    return LABELS[output]
+
+
+def valid_labels(labels: np.ndarray, output: str = "sigmoid") -> np.ndarray:
+    """Which labels the cost of ``output`` takes (see :data:`LABELS`)."""
+    return label_kind(output).valid(labels)
+
+
 def load_csv(
-    path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32, classes: bool = False
+    path: str | Path, label: str | None = None, dtype: torch.dtype = torch.float32, output: str = "sigmoid"
 ) -> tuple[Tensor, Tensor]:
-    """Load a CSV file with a header row: numeric feature columns and one column of 0/1 labels, or, with
-    ``classes``, of class numbers 0, 1, ..., K - 1 (for softmax outputs).
+    """Load a CSV file with a header row: numeric feature columns and one column of labels of the kind ``output``
+    takes (:data:`LABELS`): 0 or 1 (sigmoid), class numbers 0, 1, ..., K - 1 (softmax), any number (identity). A
+    Parquet file (:func:`~torch_shallow.parquet.is_parquet`, whatever its name) is read as one, into memory too.
 
     Args:
         path: the file, read in one pass, so a pipe such as ``/dev/stdin`` works too.
         label: the label column's name; the last column if None.
         dtype: the tensors' dtype, one that NumPy has (float16, float32, float64).
+        output: the output whose labels the label column holds.
 
     Returns:
         X (n, d) and Y (n, 1): each value as Python's ``float()`` reads it, rounded once to ``dtype``. At its peak
@@ -115,7 +156,10 @@ def load_csv(
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     except TypeError:
         raise ValueError(f"load_csv: dtype must be one that NumPy has, such as torch.float32, got {dtype}") from None
-    chunks = list(csv_chunks(path, label, np_dtype, classes=classes))
+    from .parquet import is_parquet, parquet_chunks  # here: parquet.py reads its checks from this module
+
+    read = parquet_chunks if is_parquet(path) else csv_chunks
+    chunks = list(read(path, label, np_dtype, output=output))
     return _tensors(np.concatenate([X for X, _ in chunks]), np.concatenate([y for _, y in chunks]), dtype)
 
 
@@ -124,13 +168,13 @@ def csv_chunks(
     label: str | None = None,
     dtype: npt.DTypeLike = np.float32,
     block_size: int = BLOCK_SIZE,
-    classes: bool = False,
+    output: str = "sigmoid",
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Read a CSV file in one pass, block by block: (features (m, d), labels (m,)) in ``dtype`` for each block.
 
     The file is UTF-8 text (a leading byte-order mark is skipped): a header row naming the d + 1 columns, then one
     row of numbers per sample; blank lines are skipped. The label column (``label``, the last column if None) must
-    hold 0 or 1, or with ``classes`` whole numbers ≥ 0.
+    hold labels of the kind ``output`` takes (:data:`LABELS`); class numbers come as int32.
     Each value is read as the float64 that Python's ``float()`` gives, the correctly rounded one, and
     rounded once to ``dtype``.
 
@@ -145,11 +189,16 @@ def csv_chunks(
     Raises:
         ValueError: naming the file and the line, for an empty file, a first row of numbers instead of a header,
             fewer than 2 columns, no column named ``label`` or more than one; a row of the wrong length, a value
-            that is not a number, NaN or inf, too large for ``dtype`` (1e308 in float32), a label other than 0 or
-            1; a malformed record (an unclosed quote, a field over csv's 128 KiB limit); bytes that are not UTF-8;
-            no data rows.
+            that is not a number, NaN or inf, too large for ``dtype`` (1e308 in float32), a label of another
+            kind; a malformed record (an unclosed quote, a field over csv's 128 KiB limit); bytes that are not
+            UTF-8; no data rows; and a Parquet file, which :func:`load_csv` reads but this function does not.
     """
+    from .parquet import is_parquet  # here: parquet.py reads its checks from this module
+
     path, dtype = Path(path), np.dtype(dtype)
+    label_kind(output)
+    if is_parquet(path):  # else its first bytes would be "not UTF-8 text"
+        raise ValueError(f"{path} is a Parquet file, not CSV text; read it with load_csv, open_parquet or convert")
     if dtype.kind != "f":
         raise ValueError(f"csv_chunks: dtype must be a floating-point type, got {dtype}")
     if block_size < 1:
@@ -160,9 +209,9 @@ def csv_chunks(
         n = 0
         numbered, options = _numbered(f, itertools.chain([rest], blocks), line), _arrow_options(len(header))
         for (block, first_line), parsed in _in_order(
-            lambda item: _parsed(item[0], options, k, dtype, classes), numbered
+            lambda item: _parsed(item[0], options, k, dtype, output), numbered
         ):
-            X, y = parsed or _reread(path, block, first_line(), header, k, dtype, classes)
+            X, y = parsed or _reread(path, block, first_line(), header, k, dtype, output)
             if len(y):
                 n += len(y)
                 yield X, y
@@ -184,23 +233,27 @@ def label_column(columns: list[str], label: str | None, where: str) -> int:
 
 
 def rows_in_dtype(
-    columns: list[np.ndarray], k: int, dtype: np.dtype, classes: bool = False
+    columns: list[np.ndarray], k: int, dtype: np.dtype, output: str = "sigmoid"
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(features (m, d), labels (m,)) in ``dtype`` from d + 1 columns of m numbers, the labels from column k, each
-    value rounded once; None if a value is NaN or inf or rounds to inf in ``dtype``, or a label is not 0 or 1 (with
-    ``classes``, not a whole number ≥ 0)."""
+    """(features (m, d) in ``dtype``, labels (m,) as :data:`LABELS` stores them) from d + 1 columns of m numbers,
+    the labels from column k, each value rounded once; None if a value is NaN or inf or rounds to inf, or a label
+    is not of the kind ``output`` takes."""
+    kind = label_kind(output)
     labels = columns[k]
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow gives inf, refused below
         X = np.stack(columns[:k] + columns[k + 1 :]).T.astype(dtype, order="C")  # stacked (d, m), then (m, d)
-    if not (np.isfinite(X).all() and valid_labels(labels, classes).all()):  # NaN is no label
+        y = labels.astype(kind.stored or dtype)
+    if not (np.isfinite(X).all() and kind.valid(labels).all() and np.isfinite(y).all()):
         return None
-    return X, labels.astype(dtype)
+    return X, y
 
 
 def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An Arrow column of numbers or booleans without nulls as a NumPy array: a view of its memory where it is one
     chunk of numbers, booleans unpacked from their bits. Not ``to_numpy()``, which imports pandas where it is
     installed (45 MiB and a fraction of a second, for conversions that numbers do not need)."""
+    import pyarrow as pa
+
     kind = column.type
     if pa.types.is_boolean(kind):
         dtype = np.dtype(bool)
@@ -256,6 +309,8 @@ def _in_order(fn: Callable[[T], U], items: Iterator[T]) -> Iterator[tuple[T, U]]
     Arrow's (``use_threads``): a process that has run Arrow's CSV reader on Arrow's thread pool and imported torch
     aborts at exit, in "terminate called without an active exception", about one time in two here (Arrow's
     issues 34314 and 39862)."""
+    import pyarrow as pa
+
     workers = pa.cpu_count()  # Arrow's count of cores, which OMP_NUM_THREADS lowers
     with ThreadPoolExecutor(workers) as pool:
         running = collections.deque()
@@ -362,6 +417,9 @@ def _header(
 def _arrow_options(width: int) -> tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions]:
     """How Arrow reads a block of records of ``width`` numbers; made once per file rather than per block, which saves
     8% of the time of parsing 1 MiB blocks."""
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
+
     names = [str(j) for j in range(width)]  # not the header's names, which may repeat
     # each block in one piece (Arrow cuts what it reads in pieces of block_size bytes), on the calling thread (see
     # _in_order)
@@ -373,8 +431,13 @@ def _arrow_options(width: int) -> tuple[arrow_csv.ReadOptions, arrow_csv.Convert
     return read, convert
 
 
-# Only a block with quotes can have a line end inside a value; allowing one slows Arrow's splitting of what it reads.
-_PARSE_OPTIONS = {quoted: arrow_csv.ParseOptions(newlines_in_values=quoted) for quoted in (False, True)}
+@functools.cache
+def _parse_options(quoted: bool) -> arrow_csv.ParseOptions:
+    """Only a block with quotes can have a line end inside a value; allowing one slows Arrow's splitting of what it
+    reads."""
+    from pyarrow import csv as arrow_csv
+
+    return arrow_csv.ParseOptions(newlines_in_values=quoted)
 
 
 def _parsed(
@@ -382,7 +445,7 @@ def _parsed(
     options: tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions],
     k: int,
     dtype: np.dtype,
-    classes: bool,
+    output: str,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Arrow's reading of a block of whole records, with :func:`_arrow_options`: (features (m, d), labels (m,)) in
     ``dtype``; None where Arrow fails, where a value is refused, and where Arrow would read otherwise than Python's
@@ -395,6 +458,9 @@ def _parsed(
         or block.startswith(codecs.BOM_UTF8)
     ):
         return None
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
+
     read, convert = options
     try:
         # the C library's malloc hands a parse's large buffers back to the system when they are freed; Arrow's
@@ -402,13 +468,13 @@ def _parsed(
         table = arrow_csv.read_csv(
             pa.py_buffer(block),
             read_options=read,
-            parse_options=_PARSE_OPTIONS[quoted],
+            parse_options=_parse_options(quoted),
             convert_options=convert,
             memory_pool=pa.system_memory_pool(),
         )
     except pa.ArrowInvalid:
         return None
-    return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype, classes)
+    return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype, output)
 
 
 def _may_hold_a_long_field(block: bytes) -> bool:
@@ -419,7 +485,7 @@ def _may_hold_a_long_field(block: bytes) -> bool:
 
 
 def _reread(
-    path: Path, block: bytes, line: int, header: list[str], k: int, dtype: np.dtype, classes: bool
+    path: Path, block: bytes, line: int, header: list[str], k: int, dtype: np.dtype, output: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """A block read again, row by row, by Python's csv module and ``float()``, its first line being ``line``: the
     first bad line raises ValueError naming it; else (features (m, d), labels (m,)) in ``dtype``."""
@@ -428,12 +494,12 @@ def _reread(
     i = 0
     try:
         for at, row in _records(path, _reader(block), line):
-            values[i], lines[i] = _numbers(path, at, row, header, k, classes), at
+            values[i], lines[i] = _numbers(path, at, row, header, k, output), at
             i += 1
     except ValueError:
-        _rounded(path, values[:i], lines[:i], k, dtype)  # an overflow on an earlier line is the first error
+        _rounded(path, values[:i], lines[:i], k, dtype, output)  # an overflow on an earlier line is the first error
         raise
-    return _rounded(path, values[:i], lines[:i], k, dtype)
+    return _rounded(path, values[:i], lines[:i], k, dtype, output)
 
 
 def _reader(block: bytes) -> Iterator[list[str]]:
@@ -460,7 +526,7 @@ def _records(path: Path, reader: Iterator[list[str]], first: int) -> Iterator[tu
             yield line, cells
 
 
-def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int, classes: bool) -> list[float]:
+def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int, output: str) -> list[float]:
     """The row's values, checked: as many as the header, numbers, finite, and a label in column k (see
     :func:`valid_labels`)."""
     if len(row) != len(header):
@@ -473,27 +539,23 @@ def _numbers(path: Path, line: int, row: list[str], header: list[str], k: int, c
         raise ValueError(f"{path}:{line}: expected a number, got {bad!r}") from None
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"{path}:{line}: NaN or inf values are not allowed, got {row}")
-    if not valid_labels(np.array(values[k]), classes):
-        expected = "a class number 0, 1, 2, ..." if classes else "0 or 1"
-        raise ValueError(f"{path}:{line}: label column {header[k]!r} must be {expected}, got {row[k]!r}")
+    if not valid_labels(np.array(values[k]), output):
+        raise ValueError(f"{path}:{line}: label column {header[k]!r} must be {LABELS[output].expected}, got {row[k]!r}")
     return values
 
 
-def valid_labels(labels: np.ndarray, classes: bool) -> np.ndarray:
-    """Which labels are 0 or 1, or with ``classes`` whole numbers ≥ 0 (the classes of softmax outputs)."""
-    if classes:
-        return (labels >= 0) & (labels == np.floor(labels))
-    return (labels == 0) | (labels == 1)
-
-
 def _rounded(
-    path: Path, block: np.ndarray, lines: np.ndarray, k: int, dtype: np.dtype
+    path: Path, block: np.ndarray, lines: np.ndarray, k: int, dtype: np.dtype, output: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features (m, d), labels (m,)) of the rows of ``block`` (m, d + 1), float64, rounded to ``dtype`` in new
-    arrays; a value that would round to inf is an error naming its line."""
+    arrays, the labels stored as :data:`LABELS` says; a value that would round to inf is an error naming its
+    line."""
+    stored = LABELS[output].stored
     with np.errstate(over="ignore"):  # the overflow is reported below, with its line
         rounded = block.astype(dtype)
     overflows = ~np.isfinite(rounded)
+    if stored is not None:  # labels kept in a dtype of their own, checked already
+        overflows[:, k] = False
     if overflows.any():
         i = overflows.any(axis=1).argmax()
         value = float(block[i][overflows[i]][0])
@@ -501,7 +563,7 @@ def _rounded(
             f"{path}:{lines[i]}: {value!r} is too large for {dtype}, whose largest value is "
             f"{float(np.finfo(dtype).max)!r}"
         )
-    return np.delete(rounded, k, axis=1), rounded[:, k].copy()
+    return np.delete(rounded, k, axis=1), (rounded[:, k].copy() if stored is None else block[:, k].astype(stored))
 
 
 def _check_utf8(path: Path, line: int, cells: list[str]) -> None:
@@ -539,18 +601,18 @@ def load_training_data(
     from .distributed import shard, world
     from .labels import class_indices, one_hot, stratified_split
     from .ondisk import NpyRows, open_npy
-    from .parquet import open_parquet
+    from .parquet import is_parquet, open_parquet
 
     rank, size = world()
-    if data is not None and data.suffix == ".parquet":  # streamed by row group, each rank its own rows
+    if data is not None and is_parquet(data):  # streamed by row groups, each rank its own rows
         n = open_parquet(data, label=label)[0].shape[0]
-        return data.stem, *open_parquet(data, shard(n, rank, size), dtype, device, label=label), None
+        return data.stem, *open_parquet(data, shard(n, rank, size), dtype, device, label, output), None
     if data is not None:
         n = NpyRows(data / "X.npy").shape[0]
-        return data.name, *open_npy(data, shard(n, rank, size), dtype, device), None
+        return data.name, *open_npy(data, shard(n, rank, size), dtype, device, output), None
     if csv is not None:
         experiment = csv.stem
-        X, Y = load_csv(csv, label, dtype=dtype, classes=output == "softmax")
+        X, Y = load_csv(csv, label, dtype=dtype, output=output)
     else:
         experiment, (X, Y) = dataset, DATASETS[dataset](dtype=dtype)
     if output == "softmax":

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# A one-hot Y holds n × K values; a label typed with a few extra digits would ask for gigabytes of them.
-MAX_CLASSES = 100_000
+# Class numbers from this one on are refused, before one-hot rows of that many classes are made: 65,536 classes take
+# 256 KiB per row in float32, 1 GiB for a block of 4,096 rows, and a larger label is far more often a typo.
+MAX_CLASSES = 1 << 16
 
 
 def one_hot(classes: Tensor, K: int | None = None, dtype: torch.dtype = torch.float32) -> Tensor:

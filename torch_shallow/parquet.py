@@ -13,20 +13,42 @@ from __future__ import annotations
 import bisect
 import collections
 import itertools
+import os
+import stat
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
-from .data import label_column, numpy_column, rows_in_dtype
+from .data import label_column, label_kind, numpy_column, rows_in_dtype
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: `import torch_shallow` stays light
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .ondisk import OneHotRows
 
 BATCH_ROWS = 65_536  # rows per chunk of parquet_chunks: Arrow decodes that many at a time, whatever the row groups
+MAGIC = b"PAR1"  # the first and last 4 bytes of a Parquet file (Apache Parquet's format specification)
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Whether ``path`` is a Parquet file: a regular file that starts and ends with the magic bytes ``PAR1``, whatever
+    its name. Anything else, a pipe among them, is not opened, so that its bytes are left for the reader."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC or f.seek(0, os.SEEK_END) < 3 * len(MAGIC):  # and a footer length
+                return False
+            f.seek(-len(MAGIC), os.SEEK_END)
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 class ParquetRows:
@@ -35,11 +57,13 @@ class ParquetRows:
 
     It has the ``shape``, row slicing and ``device`` that ``fit`` uses, as :class:`~torch_shallow.ondisk.NpyRows`
     has, and converts values as it does, so it stands in for X or Y where the data would not fit in memory. A
-    slice decodes the row groups that hold its rows, only ``columns`` of them, and keeps the last one it decoded
+    slice decodes the row groups that hold its rows, together in one read, only ``columns`` of them, and keeps them
     for the next slices: ``fit`` reads consecutive blocks of rows, so each row group is decoded once per epoch.
-    Each thread that reads (``fit`` sweeps a range of blocks on each core) keeps one, so memory holds a decoded row
-    group per thread, whatever the file's size. Row groups outside [start, stop) are never read. A null is an
-    error naming its row.
+    Each thread that reads (``fit`` sweeps a range of blocks on each core) keeps an open reader of the file and the
+    row groups of its last slice, so memory holds a slice's row groups per thread, whatever the file's size. Row
+    groups outside [start, stop) are never read. A null is an error naming its row.
+
+    A copy (``copy.deepcopy``, ``pickle``) holds its own readers, opened by path when it first reads.
     """
 
     def __init__(
@@ -52,13 +76,7 @@ class ParquetRows:
     ) -> None:
         self.path, self.columns = Path(path), list(columns)
         self.dtype, self.device = dtype, torch.device(device)
-        self._metadata = _checked_metadata(self.path, self.columns)
-        # the first row of each row group, and n after the last
-        self._offsets = list(
-            itertools.accumulate(
-                (self._metadata.row_group(i).num_rows for i in range(self._metadata.num_row_groups)), initial=0
-            )
-        )
+        self._open()
         n = self._offsets[-1]
         if n == 0:
             raise ValueError(f"{self.path} holds no rows; expected at least one sample")
@@ -66,8 +84,29 @@ class ParquetRows:
         if not 0 <= start <= stop <= n:
             raise ValueError(f"{self.path}: rows [{start}, {stop}) are outside the file's {n} rows")
         self.start, self.shape = start, (stop - start, len(self.columns))
+
+    def _open(self) -> None:
+        """Read and check the file's metadata; no reader is open yet."""
+        self._metadata = _checked_metadata(self.path, self.columns)
+        # the first row of each row group, and n after the last
+        self._offsets = list(
+            itertools.accumulate(
+                (self._metadata.row_group(i).num_rows for i in range(self._metadata.num_row_groups)), initial=0
+            )
+        )
         self._lock = threading.Lock()
-        self._kept: dict[int, tuple[int, Tensor]] = {}  # thread id -> (row group, its rows in dtype)
+        self._kept: dict[int, tuple[int, Tensor]] = {}  # thread id -> (first row, rows of whole row groups in dtype)
+        self._readers = threading.local()  # .file: this thread's reader
+
+    def __getstate__(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in ("path", "columns", "dtype", "device", "start", "shape")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        n = self.start + self.shape[0]
+        self._open()
+        if self._offsets[-1] < n:
+            raise ValueError(f"{self.path} holds {self._offsets[-1]} rows now, fewer than the {n} it held")
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -81,32 +120,35 @@ class ParquetRows:
         a, b = self.start + a, self.start + max(a, b)  # rows of the file
         parts = []
         while a < b:
-            i = bisect.bisect_right(self._offsets, a) - 1  # the row group holding row a
-            first, end = self._offsets[i], min(b, self._offsets[i + 1])
-            parts.append(self._row_group(i)[a - first : end - first])
+            first, kept = self._rows_holding(a, b)
+            end = min(b, first + len(kept))
+            parts.append(kept[a - first : end - first])
             a = end
         if len(parts) == 1:
-            return parts[0].to(self.device, copy=True)  # a copy: the caller gets no view of the kept row group
+            return parts[0].to(self.device, copy=True)  # a copy: the caller gets no view of the kept row groups
         return torch.cat(parts or [torch.empty(0, self.shape[1], dtype=self.dtype)]).to(self.device)
 
-    def _row_group(self, i: int) -> Tensor:
-        """Row group i's rows (m, len(columns)) in ``dtype``: kept by some thread, or decoded and kept by this one
-        in place of the one it kept before."""
+    def _rows_holding(self, a: int, b: int) -> tuple[int, Tensor]:
+        """(first row, rows (m, len(columns)) in ``dtype``) of whole row groups holding row a: kept by some thread,
+        or decoded together with the row groups up to row b - 1 and kept by this one in place of what it kept
+        before."""
         thread = threading.get_ident()
         with self._lock:
-            rows = next((rows for group, rows in self._kept.values() if group == i), None)
-            if rows is None:
-                self._kept.pop(thread, None)  # let the last one go before decoding the next: one at a time
-        if rows is None:
-            # a file object of its own: threads decode at the same time, and pyarrow's readers are not shared
-            with _parquet_file(self.path, self._metadata) as file:
-                table = file.read_row_group(i, columns=self.columns, use_threads=False)
+            kept = next(((first, rows) for first, rows in self._kept.values() if first <= a < first + len(rows)), None)
+            if kept is None:
+                self._kept.pop(thread, None)  # let the last ones go before decoding the next
+        if kept is None:
+            i, j = (bisect.bisect_right(self._offsets, row) - 1 for row in (a, b - 1))  # row groups of rows a, b - 1
+            file = getattr(self._readers, "file", None)
+            if file is None:  # one reader per thread: threads decode at the same time, and readers are not shared
+                file = self._readers.file = _parquet_file(self.path, self._metadata)
+            table = file.read_row_groups(list(range(i, j + 1)), columns=self.columns, use_threads=False)
             stacked = torch.from_numpy(np.stack(_numpy_columns(self.path, table, self._offsets[i])))  # (width, m)
-            del table  # two copies of the row group at a time, not three
-            rows = stacked.T.to(self.dtype, memory_format=torch.contiguous_format)  # (m, width)
+            del table  # two copies of the row groups at a time, not three
+            kept = self._offsets[i], stacked.T.to(self.dtype, memory_format=torch.contiguous_format)  # (m, width)
             with self._lock:
-                self._kept[thread] = (i, rows)
-        return rows
+                self._kept[thread] = kept
+        return kept
 
     def __repr__(self) -> str:
         return (
@@ -121,23 +163,31 @@ def open_parquet(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     label: str | None = None,
-) -> tuple[ParquetRows, ParquetRows]:
-    """(X, Y) of a Parquet file, rows [start, stop) of both: Y (n, 1) the column named ``label`` (the last column if
-    None), X (n, d) the others, in the file's order; see :class:`ParquetRows`. ``fit`` checks the values, as for
-    ``.npy`` data: finite, labels in [0, 1]."""
+    output: str = "sigmoid",
+) -> tuple[ParquetRows, ParquetRows | OneHotRows]:
+    """(X, Y) of a Parquet file, rows [start, stop) of both: Y the column named ``label`` (the last column if None),
+    X (n, d) the others, in the file's order; see :class:`ParquetRows`. Y holds labels of the kind ``output`` takes
+    (:data:`~torch_shallow.data.LABELS`): for softmax outputs the class numbers of the whole file are checked here
+    and Y gives them as one-hot rows (n, K) (:class:`~torch_shallow.ondisk.OneHotRows`); otherwise Y is (n, 1), and
+    ``fit`` checks the values, as for ``.npy`` data."""
+    from .ondisk import OneHotRows  # here: ondisk.py converts Parquet files with this module
+
     path = Path(path)
+    label_kind(output)
     names, k = _features_and_label(path, label)
-    return (
-        ParquetRows(path, names[:k] + names[k + 1 :], rows, dtype, device),
-        ParquetRows(path, [names[k]], rows, dtype, device),
-    )
+    X = ParquetRows(path, names[:k] + names[k + 1 :], rows, dtype, device)
+    if output == "softmax":
+        whole, labels = (ParquetRows(path, [names[k]], part, torch.float64) for part in (None, rows))
+        return X, OneHotRows.of_file(whole, labels, dtype, device, f"{path}: column {names[k]!r}")
+    return X, ParquetRows(path, [names[k]], rows, dtype, device)
 
 
 def parquet_chunks(
-    path: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32
+    path: str | Path, label: str | None = None, dtype: npt.DTypeLike = np.float32, output: str = "sigmoid"
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Read a Parquet file ``BATCH_ROWS`` rows at a time: (features (m, d), labels (m,)) in ``dtype``, the labels
-    from the column named ``label`` (the last column if None), the features from the others in the file's order.
+    """Read a Parquet file ``BATCH_ROWS`` rows at a time: (features (m, d) in ``dtype``, labels (m,)), the labels
+    from the column named ``label`` (the last column if None), of the kind ``output`` takes and stored as
+    :data:`~torch_shallow.data.LABELS` says, the features from the others in the file's order.
 
     Each value is rounded once to ``dtype``, so the numbers of a float64 column come out as
     :func:`~torch_shallow.data.csv_chunks` gives them for the same numbers written as text; the checks are the same.
@@ -146,19 +196,20 @@ def parquet_chunks(
     Raises:
         ValueError: naming the file: not Parquet, a column that does not hold numbers, a name used twice, fewer than
             2 columns, no column named ``label``, no rows; and the row, for a null, NaN or inf, a value too large for
-            ``dtype``, a label other than 0 or 1.
+            ``dtype``, a label of another kind.
     """
     path, dtype = Path(path), np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"parquet_chunks: dtype must be a floating-point type, got {dtype}")
+    label_kind(output)
     names, k = _features_and_label(path, label)
     row = 0
     with _parquet_file(path) as file:
         for batch in file.iter_batches(BATCH_ROWS, columns=names, use_threads=False):
             columns = _numpy_columns(path, batch, row)
-            chunk = rows_in_dtype(columns, k, dtype)
+            chunk = rows_in_dtype(columns, k, dtype, output)
             if chunk is None:
-                raise _refused(path, names, columns, k, dtype, row)
+                raise _refused(path, names, columns, k, dtype, output, row)
             yield chunk
             row += batch.num_rows
     if row == 0:
@@ -168,6 +219,8 @@ def parquet_chunks(
 def _parquet_file(path: Path, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
     """The file, read without Arrow's thread pools (``use_threads=False`` too, where it reads), which may make the
     process abort at exit (see :func:`torch_shallow.data._in_order`): ``fit`` runs a reader on each core itself."""
+    import pyarrow.parquet as pq
+
     return pq.ParquetFile(path, metadata=metadata, pre_buffer=False)
 
 
@@ -181,6 +234,9 @@ def _features_and_label(path: Path, label: str | None) -> tuple[list[str], int]:
 
 def _checked_metadata(path: Path, columns: list[str] | None) -> pq.FileMetaData:
     """The file's metadata, once ``columns`` (all if None) are checked: there, named once, holding numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         metadata = pq.read_metadata(path)
     except pa.ArrowInvalid as error:  # not Parquet, or damaged
@@ -207,15 +263,18 @@ def _numpy_columns(path: Path, data: pa.Table | pa.RecordBatch, first_row: int) 
 
 
 def _refused(
-    path: Path, names: list[str], columns: list[np.ndarray], k: int, dtype: np.dtype, first_row: int
+    path: Path, names: list[str], columns: list[np.ndarray], k: int, dtype: np.dtype, output: str, first_row: int
 ) -> ValueError:
     """The error for the first refused row of a batch starting at row ``first_row``, which :func:`rows_in_dtype`
-    refused; in a row, NaN or inf comes first, then a label other than 0 or 1, then a value too large for ``dtype``,
-    as in a CSV file."""
-    with np.errstate(over="ignore"):
+    refused; in a row, NaN or inf comes first, then a label of another kind, then a value too large for the dtype
+    it is stored in, as in a CSV file."""
+    kind = label_kind(output)
+    stored = [dtype] * len(columns)
+    stored[k] = kind.stored or dtype
+    with np.errstate(over="ignore", invalid="ignore"):
         infinite = np.stack([~np.isfinite(column) for column in columns])  # (width, m)
-        overflows = np.stack([~np.isfinite(column.astype(dtype)) for column in columns]) & ~infinite
-    bad_label = ~((columns[k] == 0) | (columns[k] == 1))
+        overflows = np.stack([~np.isfinite(c.astype(s)) for c, s in zip(columns, stored)]) & ~infinite
+    bad_label = ~kind.valid(columns[k])
     row = int(np.argmax(infinite.any(axis=0) | bad_label | overflows.any(axis=0)))
     where = f"{path}: row {first_row + row}"
     if infinite[:, row].any():
@@ -224,7 +283,7 @@ def _refused(
             f"{where}: NaN or inf values are not allowed, got {columns[j][row].item()!r} in column {names[j]!r}"
         )
     if bad_label[row]:
-        return ValueError(f"{where}: label column {names[k]!r} must be 0 or 1, got {columns[k][row].item()!r}")
+        return ValueError(f"{where}: label column {names[k]!r} must be {kind.expected}, got {columns[k][row].item()!r}")
     j = int(np.argmax(overflows[:, row]))
     return ValueError(
         f"{where}: {columns[j][row].item()!r} in column {names[j]!r} is too large for {dtype}, whose "

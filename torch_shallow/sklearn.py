@@ -247,9 +247,14 @@ class ShallowClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.random_state!r} ({error})"
             ) from None
         try:
-            torch.device(self.device)
+            device = torch.device(self.device)
         except (RuntimeError, TypeError):
             raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}") from None
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or a CUDA device such as 'cuda:0', got {self.device!r}")
+        if device.type == "cuda" and (device.index or 0) >= count:
+            raise ValueError(f"device={self.device!r}, but this machine has {count} CUDA device(s)")
 
     def _new_model(self, in_features: int, n_classes: int, seed: int) -> ShallowNet:
         """A ShallowNet with θ(0) drawn from ``seed``: one sigmoid output unit for two classes, K softmax ones else."""

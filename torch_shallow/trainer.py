@@ -30,13 +30,14 @@ from .distributed import broadcast_, world
 from .early_stopping import EarlyStopping
 from .errors import TrainingDiverged, TrainingInterrupted
 from .evaluation import Evaluation, evaluate
+from .fingerprint import Fingerprint
 from .functional import Sweep as RowPass
 from .hyperparameters import CONSTRAINTS
 from .module import ShallowNet
 from .ondisk import NpyRows
 from .parallel import threads_for_training
 from .progress import ProgressBar
-from .run import Fingerprint, run_outputs
+from .run import run_outputs
 from .signals import StopSignals
 from .stopping import DIVERGENCE_FACTOR, divergence_limit, record_costs, until_convergence
 from .validation import check_parameters, check_training_data, check_validation_data, rows_over_ranks

@@ -20,9 +20,9 @@ from .parallel import intra_op_threads
 from .tracing import plain_eager
 
 if TYPE_CHECKING:
+    from .fingerprint import Fingerprint
     from .module import ShallowNet
     from .ondisk import NpyRows
-    from .run import Fingerprint
 
 
 def _describe(t: Tensor) -> str:

@@ -22,6 +22,7 @@ from ..errors import TrainingInterrupted
 from ..hyperparameters import DTYPES
 from ..module import ShallowNet
 from ..ondisk import csv_to_npy, parquet_to_npy
+from ..parquet import is_parquet
 from ..run import check_save_path, holds_run, model_run_names, new_run_dir, run_name
 from ..stack import fit_many
 from ..trainer import History, TrainConfig, fit
@@ -34,7 +35,7 @@ def check_data_paths(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--csv {args.csv}: " + ("is a directory; expected a CSV file" if args.csv.is_dir() else "no such file")
         )
-    if args.data is not None and not (args.data.is_dir() or (args.data.is_file() and args.data.suffix == ".parquet")):
+    if args.data is not None and not (args.data.is_dir() or is_parquet(args.data)):
         raise ValueError(f"--data {args.data}: expected a directory of X.npy and Y.npy, or a .parquet file")
 
 
@@ -263,8 +264,8 @@ def sweep_table(grid: list[tuple[int, str, float, int]], histories: list[History
 
 
 def convert(args: argparse.Namespace, given: set[str]) -> None:
-    write = parquet_to_npy if args.csv.suffix == ".parquet" else csv_to_npy
-    n = write(args.csv, args.directory, args.label, dtype=args.dtype)
+    write = parquet_to_npy if is_parquet(args.csv) else csv_to_npy
+    n = write(args.csv, args.directory, args.label, dtype=args.dtype, output=args.output)
     print(f"{args.csv}: {n} rows written to {args.directory / 'X.npy'} and {args.directory / 'Y.npy'}")
 
 

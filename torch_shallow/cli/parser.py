@@ -9,7 +9,7 @@ import torch
 
 from .. import __version__
 from ..activations import ACTIVATIONS
-from ..data import DATASETS
+from ..data import DATASETS, LABELS
 from ..functional import OUTPUTS
 from ..hyperparameters import DTYPES, FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED
 from ..trainer import TrainConfig
@@ -105,6 +105,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     convert.add_argument("directory", type=Path, metavar="DIR", help="where to write X.npy and Y.npy")
     convert.add_argument("--label", help="the label column (default: the last column)")
     convert.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="stored dtype" + DEFAULT)
+    convert.add_argument(
+        "--output",
+        choices=list(LABELS),
+        default="sigmoid",
+        help="the output the labels are for, as train --output: sigmoid (0/1), softmax (class numbers 0..K-1, "
+        "written as integers), identity (any number)" + DEFAULT,
+    )
     return parser, {"train": train, "sweep": sweep, "convert": convert}
 
 

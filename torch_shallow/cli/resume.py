@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..parquet import is_parquet
 from ..trainer import TrainConfig
 
 # What a resumed run may change: how long it goes on and how it is recorded, where it runs, and where its data now
@@ -49,7 +50,7 @@ def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
     clashes = [f"{flag(a)} with {flag(b)}" for a, b in pairs if {a, b} <= given]
     if {"no_log", "log_every"} <= given and args.val_fraction is None:  # with validation data it sets how often
         clashes.append("--no-log with --log-every and no --val-fraction")  # early stopping looks
-    parquet = args.data is not None and args.data.suffix == ".parquet"
+    parquet = args.data is not None and is_parquet(args.data)
     if "label" in given and "data" in given and not parquet:
         clashes.append("--label with --data of .npy files (their labels are Y.npy)")
     if "label" in given and "csv" not in given and not parquet and "resume" not in given and "data" not in given:
