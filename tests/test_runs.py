@@ -774,10 +774,10 @@ def test_a_checkpoint_outside_its_run_directory_is_locked(tmp_path):
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"")  # resumed from: there already
     for log_dir in (tmp_path / "run", None):
-        with run_outputs(log_dir, checkpoint, checkpoint, [], None):
+        with run_outputs(log_dir, checkpoint, checkpoint, []):
             assert (checkpoint.parent / ".c.pt.lock").exists()
             with pytest.raises(RunInUse, match=f"c.pt is in use by another training run \\(process {os.getpid()}\\)"):
-                with run_outputs(tmp_path / "other-run", checkpoint, checkpoint, [], None):
+                with run_outputs(tmp_path / "other-run", checkpoint, checkpoint, []):
                     pass
         assert not (checkpoint.parent / ".c.pt.lock").exists()
 
