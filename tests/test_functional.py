@@ -12,7 +12,7 @@ from torch_shallow.functional import (
     ShallowBCEFunction,
     ShallowNetFunction,
     backward_pass,
-    cross_entropy,
+    cost_from_logits,
     shallow_bce,
     shallow_net,
 )
@@ -127,7 +127,7 @@ def test_cost_does_not_depend_on_the_block_size(block_rows, dtype, device):
     """Blocks that divide n = 50, that don't, one row, larger than n, and the automatic choice."""
     X, Y, theta = make_problem(50, 3, 6, 2, dtype=dtype, device=device)
     J = shallow_bce(X, Y, *theta, "tanh", block_rows=block_rows)
-    saved_activation = cross_entropy(shallow_net(X, *theta, "tanh"), Y, 50)
+    saved_activation = cost_from_logits(shallow_net(X, *theta, "tanh"), Y, 50)
     expected = reference_cost(X, Y, *theta, "tanh")
     assert_close(J, expected)
     grads = torch.autograd.grad(J, [X, *theta])
@@ -179,7 +179,7 @@ def test_hessian_vector_products_match_autograd():
         grads = torch.autograd.grad(cost(X, Y, *theta), theta, create_graph=True)
         return torch.autograd.grad(sum((g * u).sum() for g, u in zip(grads, v)), theta)
 
-    for ours in (lambda *a: shallow_bce(*a, block_rows=7), lambda X, Y, *t: cross_entropy(shallow_net(X, *t), Y, 20)):
+    for ours in (lambda *a: shallow_bce(*a, block_rows=7), lambda X, Y, *t: cost_from_logits(shallow_net(X, *t), Y, 20)):
         for got, want in zip(hvp(ours), hvp(reference_cost)):
             assert_close(got, want)
 

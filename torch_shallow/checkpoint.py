@@ -145,13 +145,14 @@ def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
 
 
 def architecture(model: nn.Module) -> dict[str, object]:
-    """What a checkpoint's weights mean: the model's sizes, activation, output and dtype."""
+    """What a checkpoint's weights mean: the model's sizes, activation, output, biases (hidden, output) and dtype."""
     return {
         "in_features": model.in_features,
         "hidden_features": model.hidden_features,
         "out_features": model.out_features,
         "activation": model.activation,
         "output": model.output,
+        "bias": [model.b1 is not None, model.b2 is not None],
         "dtype": str(model.W1.dtype).removeprefix("torch."),
     }
 

@@ -119,12 +119,13 @@ class History:
         return self.stop_reason == "converged"
 
     def summary(self) -> str:
-        val = "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
+        if math.isnan(self.train_accuracy):
+            accuracy = ""  # identity outputs: real numbers, not labels
+        else:
+            accuracy = f", training accuracy {100 * self.train_accuracy:.2f}%"
+            accuracy += "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
         best = "" if self.stop_reason != "early_stopping" else f", best epoch {self.best_epoch}"
-        return (
-            f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}, "
-            f"training accuracy {100 * self.train_accuracy:.2f}%{val}"
-        )
+        return f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}{accuracy}"
 
 
 class TrainingDiverged(RuntimeError):
@@ -198,8 +199,9 @@ def evaluate(model: ShallowNet, X: Tensor, Y: Tensor, n: int | None = None) -> t
 
 
 def labels_per_row(model: ShallowNet) -> int:
-    """How many labels a row of Y holds for the accuracy: each sigmoid unit's, or the one class of a softmax."""
-    return model.out_features if model.output == "sigmoid" else 1
+    """How many labels a row of Y holds for the accuracy: each sigmoid unit's, or the one class of a softmax (identity
+    outputs count no right answers: their accuracy is NaN)."""
+    return 1 if model.output == "softmax" else model.out_features
 
 
 def fit(
