@@ -179,7 +179,10 @@ def test_hessian_vector_products_match_autograd():
         grads = torch.autograd.grad(cost(X, Y, *theta), theta, create_graph=True)
         return torch.autograd.grad(sum((g * u).sum() for g, u in zip(grads, v)), theta)
 
-    for ours in (lambda *a: shallow_bce(*a, block_rows=7), lambda X, Y, *t: cost_from_logits(shallow_net(X, *t), Y, 20)):
+    for ours in (
+        lambda *a: shallow_bce(*a, block_rows=7),
+        lambda X, Y, *t: cost_from_logits(shallow_net(X, *t), Y, 20),
+    ):
         for got, want in zip(hvp(ours), hvp(reference_cost)):
             assert_close(got, want)
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .functional import cost_and_gradients, hidden_layer, output_jacobians
 from .module import ShallowNet
+from .parallel import threads_for_training
 from .validation import check_features, check_targets
 
 PARAMETERS = ("W1", "b1", "W2", "b2")
@@ -104,14 +105,20 @@ def hessian_vector_product(s: Stack, X: Tensor, Y: Tensor) -> Callable[[Tensor],
     to rounding (Pearlmutter's R-operator, as ``gradgradcheck`` differentiates the same formulas). The Hessian is
     never formed. Entries of v outside the mask are ignored and come back 0.
     """
-    leaves = [p.detach().requires_grad_() for p in s.parameters]
+    theta = _flat(s.parameters).requires_grad_()  # (K, P), one leaf: each product comes back flat
+    views, start = [], 0
+    for p in s.parameters:
+        views.append(theta[:, start : start + p[0].numel()].view(p.shape))
+        start += p[0].numel()
     with torch.enable_grad():
-        gradients = cost_and_gradients(X, Y, *leaves, s.activation, (False, True, True, True, True), output=s.output)
+        gradients = cost_and_gradients(X, Y, *views, s.activation, (False, True, True, True, True), output=s.output)
         g = _flat(gradients.gradients[1:])  # (K, P)
+    mask = None if bool(s.mask.all()) else s.mask
 
     def product(v: Tensor) -> Tensor:
-        parts = torch.autograd.grad(g, leaves, v * s.mask, retain_graph=True, is_grads_batched=v.dim() == 3)
-        return _flat(parts) * s.mask
+        v = v if mask is None else v * mask
+        (Hv,) = torch.autograd.grad(g, theta, v, retain_graph=True, is_grads_batched=v.dim() == 3)
+        return Hv if mask is None else Hv * mask
 
     return product
 
@@ -125,7 +132,8 @@ def hessian(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor) -> 
     s, Y = _checked(models, X, Y)
     K, P = s.mask.shape
     basis = torch.eye(P, dtype=s.mask.dtype, device=s.mask.device).unsqueeze(1).expand(P, K, P)
-    H = hessian_vector_product(s, X, Y)(basis).transpose(0, 1)  # (K, P, P): H[k, p] = ∇²J_k e_p
+    with threads_for_training(X, s.units.shape[1]):
+        H = hessian_vector_product(s, X, Y)(basis).transpose(0, 1)  # (K, P, P): H[k, p] = ∇²J_k e_p
     own = s.mask.bool()
     result = [H[k][own[k]][:, own[k]] for k in range(K)]
     return result[0] if isinstance(models, ShallowNet) else result
@@ -141,7 +149,8 @@ def sharpness(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor, k
         raise ValueError(
             f"k must be an integer from 1 to the number of parameters, {int(s.mask.sum(-1).min())}, got {k!r}"
         )
-    top = lanczos(hessian_vector_product(s, X, Y), s.mask, k)
+    with threads_for_training(X, s.units.shape[1]):  # small data: one thread, as in training
+        top = lanczos(hessian_vector_product(s, X, Y), s.mask, k)
     return top[0] if isinstance(models, ShallowNet) else top
 
 
@@ -162,54 +171,41 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     """
     K, P = mask.shape
     sizes = mask.sum(-1).long()  # P_k, the coordinates of each model
-    eps = torch.finfo(mask.dtype).eps
-    start = torch.randn(K, P, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    q = start.to(mask) * mask
-    basis = [q / q.norm(dim=-1, keepdim=True)]
-    alphas: list[Tensor] = []
-    betas: list[Tensor] = []
+    steps, eps = int(sizes.max()), torch.finfo(mask.dtype).eps
+    q = torch.randn(K, P, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(mask) * mask
+    q = q / q.norm(dim=-1, keepdim=True)
+    Q = mask.new_zeros(K, steps, P)  # the Lanczos basis, q_j in row j
+    T = torch.zeros(K, steps, steps, dtype=torch.float64, device=mask.device)  # Qᵀ H Q, filled as it grows
     length = sizes.clone()  # each model's number of Lanczos steps, final once it is done
     running = torch.ones(K, dtype=torch.bool, device=mask.device)
-    for j in range(int(sizes.max())):
-        w = product(basis[-1])
-        alphas.append((basis[-1] * w).sum(-1))
-        Q = torch.stack(basis, 1)  # (K, j + 1, P)
+    for j in range(steps):
+        Q[:, j] = q
+        w = product(q)
+        T[:, j, j] = (q * w).sum(-1).double()  # α_j
+        basis = Q[:, : j + 1]
         for _ in range(2):
-            w = w - (Q.mT @ (Q @ w.unsqueeze(-1))).squeeze(-1)
-        betas.append(w.norm(dim=-1))
-        T = _tridiagonal(alphas, betas[:-1], length.clamp(max=j + 1))
-        ritz, vectors = torch.linalg.eigh(T)
-        residual = betas[-1].double().unsqueeze(-1) * vectors[:, -1, -k:].abs()  # (K, k), of the top k
-        scale = ritz.abs().amax(-1, keepdim=True)
-        done = (j + 1 >= sizes) | (betas[-1] <= eps * scale.squeeze(-1).to(mask.dtype) * P)
+            w = w - (basis.mT @ (basis @ w.unsqueeze(-1))).squeeze(-1)
+        beta = w.norm(dim=-1)
+        ritz, vectors = torch.linalg.eigh(T[:, : j + 1, : j + 1])
+        scale = ritz.abs().amax(-1)
+        residual = beta.double().unsqueeze(-1) * vectors[:, -1, -k:].abs()  # (K, k), of the top k Ritz values
+        done = (j + 1 >= sizes) | (beta <= P * eps * scale.to(beta.dtype))
         if j + 1 >= k:
-            done |= (residual <= eps**0.5 * scale).all(-1)
-        finished = running & done
-        length[finished] = j + 1
+            done |= (residual <= eps**0.5 * scale.unsqueeze(-1)).all(-1)
+        length[running & done] = j + 1
         running &= ~done
         if not running.any():
             break
-        basis.append(
-            torch.where(running.unsqueeze(-1), w / betas[-1].clamp_min(torch.finfo(mask.dtype).tiny).unsqueeze(-1), 0)
-        )
-    ritz = torch.linalg.eigvalsh(_tridiagonal(alphas, betas[: len(alphas) - 1], length))
-    return ritz[:, -k:].flip(-1).to(mask.dtype)
-
-
-def _tridiagonal(alphas: list[Tensor], betas: list[Tensor], length: Tensor) -> Tensor:
-    """T (K, m, m) in float64 from α (m of (K,)) and β (m - 1 of (K,)), each model's cut to its first ``length``
-    rows: the rows after them hold no coupling and, on the diagonal, a value below every eigenvalue of the rest
-    (Gershgorin's bound), so that they add only eigenvalues below the ones sought."""
-    alpha = torch.stack(alphas, -1).double()  # (K, m)
-    m = alpha.shape[-1]
-    beta = torch.stack(betas, -1).double() if betas else alpha.new_zeros(alpha.shape[0], 0)  # (K, m - 1)
-    rows = torch.arange(m, device=alpha.device)
-    inside = rows < length.unsqueeze(-1)  # (K, m)
-    beta = torch.where(inside[:, 1:], beta, 0)
-    reach = torch.nn.functional.pad(beta.abs(), (1, 0)) + torch.nn.functional.pad(beta.abs(), (0, 1))
-    low = torch.where(inside, alpha - reach, torch.inf).amin(-1, keepdim=True)
-    alpha = torch.where(inside, alpha, low - 1 - low.abs())
-    return torch.diag_embed(alpha) + torch.diag_embed(beta, 1) + torch.diag_embed(beta, -1)
+        beta = torch.where(running, beta, 0)
+        T[:, j, j + 1] = T[:, j + 1, j] = beta.double()
+        q = torch.where(running.unsqueeze(-1), w / beta.clamp_min(torch.finfo(mask.dtype).tiny).unsqueeze(-1), 0)
+    T = T[:, : j + 1, : j + 1]
+    # Rows after a model's last step: a diagonal below all of its eigenvalues (Gershgorin's bound), no coupling.
+    outside = torch.arange(j + 1, device=mask.device) >= length.unsqueeze(-1)  # (K, m)
+    diagonal = T.diagonal(dim1=-2, dim2=-1)
+    low = (diagonal + diagonal.abs() - T.abs().sum(-1)).masked_fill(outside, torch.inf).amin(-1, keepdim=True)
+    T = T + torch.diag_embed(torch.where(outside, low - 1 - low.abs() - diagonal, 0))
+    return torch.linalg.eigvalsh(T)[:, -k:].flip(-1).to(mask.dtype)
 
 
 def ntk(models: ShallowNet | Sequence[ShallowNet], X1: Tensor, X2: Tensor | None = None) -> Tensor:
@@ -230,7 +226,7 @@ def ntk(models: ShallowNet | Sequence[ShallowNet], X1: Tensor, X2: Tensor | None
     W1, b1, W2, _ = s.parameters
     K, n1, n2, d2 = W1.shape[0], X1.shape[0], X2.shape[0], W2.shape[1]
     has_b1, has_b2 = (s.biases[:, i].view(K, 1, 1) for i in range(2))
-    with torch.no_grad():
+    with torch.no_grad(), threads_for_training(X1, s.units.shape[1]):
         (A1, G), (A1_, G_) = (
             output_jacobians(W2, hidden_layer(X, W1, b1, s.activation), s.activation) for X in (X1, X2)
         )

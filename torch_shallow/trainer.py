@@ -375,7 +375,7 @@ def train(
     config = _absolute(config)
     rank, size = world()
     K, reference = trainee.count, trainee.reference
-    check_parameters(*reference.parameters())
+    check_parameters(reference.W1, reference.b1, reference.W2, reference.b2)
     if not any(p.requires_grad for p in reference.parameters()):
         raise ValueError("none of the model's parameters requires a gradient: there is nothing to train")
     n, first_row = _rows_over_ranks(X, reference)
