@@ -2,6 +2,7 @@
 against the eigenvalues of that Hessian, the NTK against a kernel of torch.func.jacrev Jacobians; a stack against
 its models one by one; the callbacks on a stand-in run."""
 
+import math
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,6 +13,7 @@ from torch.func import jacrev
 from torch_shallow import ShallowNet, TrainConfig, fit, fit_many
 from torch_shallow.dynamics import hessian, ntk, sharpness
 from torch_shallow.instruments import LAYOUT, KernelDrift, Sharpness
+from torch_shallow.trainer import evaluate
 
 from conftest import TOLERANCES
 
@@ -209,3 +211,17 @@ def test_kernel_drift_compares_with_the_first_start_across_a_resume():
     assert values["dynamics/kernel_change"] == pytest.approx(((kernel - kernel_0).norm() / kernel_0.norm()).item())
     assert values["dynamics/kernel_alignment"] == pytest.approx((y @ K @ y / (K.norm() * y @ y)).item())
     assert 0 < values["dynamics/weight_change"] and 0 < values["dynamics/kernel_change"]
+
+
+def test_training_identity_outputs_reports_no_accuracy():
+    net, X, Y = problem()
+    stack = [problem(seed=1)[0], problem(seed=2)[0]]
+    config = TrainConfig(lr=0.05, max_epochs=30, tol=0, progress=False, log_every=10)
+    history = fit(net, X, Y, config, val=(X[:6], Y[:6]))
+    assert math.isnan(history.train_accuracy) and math.isnan(history.val_accuracy)
+    assert "accuracy" not in history.summary() and history.costs[-1] < history.costs[0]
+    J, accuracy = evaluate(net, X, Y)
+    assert math.isnan(accuracy) and J == pytest.approx(
+        plain_cost(dict(net.named_parameters()), X, Y, "tanh", "identity").item()
+    )
+    assert all(math.isnan(h.train_accuracy) for h in fit_many(stack, X, Y, config, val=(X[:6], Y[:6])))
