@@ -3,7 +3,11 @@ against the eigenvalues of that Hessian, the NTK against a kernel of torch.func.
 its models one by one; the callbacks on a stand-in run."""
 
 import math
+import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
@@ -225,3 +229,36 @@ def test_training_identity_outputs_reports_no_accuracy():
         plain_cost(dict(net.named_parameters()), X, Y, "tanh", "identity").item()
     )
     assert all(math.isnan(h.train_accuracy) for h in fit_many(stack, X, Y, config, val=(X[:6], Y[:6])))
+
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def run_experiment(script, *args):
+    result = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_edge_of_stability_short(tmp_path):
+    out = run_experiment(
+        "edge_of_stability.py", "--steps", "400", "--every", "200", "--figure", str(tmp_path / "f.png")
+    )
+    rows = re.findall(
+        r"^\| ([\d.]+) \| [\d.]+ \| (\d+|never) \| [\d.]+, [\d.]+, [\d.]+ \| [\d.]+ \| [\d.e-]+ \|$", out, re.M
+    )
+    assert [float(lr) for lr, _ in rows] == [0.01, 0.1, 0.2, 0.3]
+    assert rows[0][1] == "never"  # the smallest step is far from its 2/η
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_lazy_rich_short(tmp_path):
+    out = run_experiment("lazy_rich.py", "--steps", "500", "--every", "100", "--figure", str(tmp_path / "f.png"))
+    rows = re.findall(r"^\| (1|10|100) \| ([\d.e+-]+) \| ([\d.e+-]+) \| [\d.e+-]+ \|$", out, re.M)
+    weights = {alpha: float(w) for alpha, w, _ in rows}
+    kernels = {alpha: float(k) for alpha, _, k in rows}
+    assert 7 <= weights["10"] / weights["100"] <= 13  # already lazy: the weights move as 1/α
+    assert kernels["100"] < 0.01 and kernels["1"] >= 10 * kernels["10"]
+    assert (tmp_path / "f.png").stat().st_size > 10_000
