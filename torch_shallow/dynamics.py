@@ -85,9 +85,14 @@ def stack(models: ShallowNet | Sequence[ShallowNet]) -> Stack:
     return Stack(parameters, torch.cat(masks, 1), activation, first.output, units, biases)
 
 
-def _checked(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor) -> tuple[Stack, Tensor]:
-    """The models' stack, and Y as (n, d2) in X's dtype, after the checks of X and Y."""
+def _checked(
+    models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor, check_inputs: bool = True
+) -> tuple[Stack, Tensor]:
+    """The models' stack, and Y as (n, d2) in X's dtype, after the checks of X and Y (unless ``check_inputs`` is
+    False: data that a training loop checked once, Y given as (n, d2) in X's dtype)."""
     s = stack(models)
+    if not check_inputs:
+        return s, Y
     check_features(X, s.parameters[0][0])
     return s, check_targets(Y, (X.shape[0], s.parameters[2].shape[1]), like=X, output=s.output)
 
@@ -106,13 +111,13 @@ def hessian_vector_product(s: Stack, X: Tensor, Y: Tensor) -> Callable[[Tensor],
     never formed. Entries of v outside the mask are ignored and come back 0.
     """
     theta = _flat(s.parameters).requires_grad_()  # (K, P), one leaf: each product comes back flat
-    views, start = [], 0
-    for p in s.parameters:
-        views.append(theta[:, start : start + p[0].numel()].view(p.shape))
+    K, views, start = s.mask.shape[0], [], 0
+    for p in s.parameters:  # one model: without the model axis, so that the sweep runs the plain products
+        views.append(theta[:, start : start + p[0].numel()].view(p.shape if K > 1 else p.shape[1:]))
         start += p[0].numel()
     with torch.enable_grad():
         gradients = cost_and_gradients(X, Y, *views, s.activation, (False, True, True, True, True), output=s.output)
-        g = _flat(gradients.gradients[1:])  # (K, P)
+        g = _flat(gradients.gradients[1:]).view(theta.shape)  # (K, P)
     mask = None if bool(s.mask.all()) else s.mask
 
     def product(v: Tensor) -> Tensor:
@@ -139,16 +144,18 @@ def hessian(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor) -> 
     return result[0] if isinstance(models, ShallowNet) else result
 
 
-def sharpness(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor, k: int = 1) -> Tensor:
+def sharpness(
+    models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor, k: int = 1, *, check_inputs: bool = True
+) -> Tensor:
     """The k largest eigenvalues of the Hessian ∇²J(θ), in decreasing order: (k,) for one model, (K, k) for a list
     of K models, by :func:`lanczos` over exact Hessian-vector products (:func:`hessian_vector_product`), all models
-    in lockstep. The largest, (k=1), is the sharpness.
+    in lockstep. The largest, (k=1), is the sharpness. ``check_inputs=False`` skips the checks of X and Y, which read
+    the data, for a training loop's callback on data it checked (Y (n, d2) in X's dtype).
     """
-    s, Y = _checked(models, X, Y)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int(s.mask.sum(-1).min()):
-        raise ValueError(
-            f"k must be an integer from 1 to the number of parameters, {int(s.mask.sum(-1).min())}, got {k!r}"
-        )
+    s, Y = _checked(models, X, Y, check_inputs)
+    smallest = int(s.mask.sum(-1).min())  # the fewest parameters of a model
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= smallest:
+        raise ValueError(f"k must be an integer from 1 to the number of parameters, {smallest}, got {k!r}")
     with threads_for_training(X, s.units.shape[1]):  # small data: one thread, as in training
         top = lanczos(hessian_vector_product(s, X, Y), s.mask, k)
     return top[0] if isinstance(models, ShallowNet) else top
@@ -172,6 +179,7 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     K, P = mask.shape
     sizes = mask.sum(-1).long()  # P_k, the coordinates of each model
     steps, eps = int(sizes.max()), torch.finfo(mask.dtype).eps
+    exhausted = torch.arange(1, steps + 1, device=mask.device)[:, None] >= sizes  # (steps, K): all of P_k spanned
     q = torch.randn(K, P, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(mask) * mask
     q = q / q.norm(dim=-1, keepdim=True)
     Q = mask.new_zeros(K, steps, P)  # the Lanczos basis, q_j in row j
@@ -181,24 +189,24 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     for j in range(steps):
         Q[:, j] = q
         w = product(q)
-        T[:, j, j] = (q * w).sum(-1).double()  # α_j
+        T[:, j, j] = (q * w).sum(-1)  # α_j
         basis = Q[:, : j + 1]
         for _ in range(2):
             w = w - (basis.mT @ (basis @ w.unsqueeze(-1))).squeeze(-1)
         beta = w.norm(dim=-1)
         ritz, vectors = torch.linalg.eigh(T[:, : j + 1, : j + 1])
-        scale = ritz.abs().amax(-1)
-        residual = beta.double().unsqueeze(-1) * vectors[:, -1, -k:].abs()  # (K, k), of the top k Ritz values
-        done = (j + 1 >= sizes) | (beta <= P * eps * scale.to(beta.dtype))
-        if j + 1 >= k:
-            done |= (residual <= eps**0.5 * scale.unsqueeze(-1)).all(-1)
+        done = exhausted[j]
+        if j + 1 >= k:  # the residuals of the top k Ritz values (a vanishing β makes them 0 too)
+            residual = (beta.unsqueeze(-1) * vectors[:, -1, -k:]).abs().amax(-1)
+            done = done | (residual <= eps**0.5 * ritz.abs().amax(-1))
         length[running & done] = j + 1
         running &= ~done
         if not running.any():
             break
-        beta = torch.where(running, beta, 0)
-        T[:, j, j + 1] = T[:, j + 1, j] = beta.double()
-        q = torch.where(running.unsqueeze(-1), w / beta.clamp_min(torch.finfo(mask.dtype).tiny).unsqueeze(-1), 0)
+        T[:, j, j + 1] = T[:, j + 1, j] = beta * running
+        q = w * (running / beta.clamp_min(torch.finfo(mask.dtype).tiny)).unsqueeze(-1)  # 0 for a model that is done
+    if bool((length == j + 1).all()):  # T is every model's as it stands
+        return ritz[:, -k:].flip(-1).to(mask.dtype)
     T = T[:, : j + 1, : j + 1]
     # Rows after a model's last step: a diagonal below all of its eigenvalues (Gershgorin's bound), no coupling.
     outside = torch.arange(j + 1, device=mask.device) >= length.unsqueeze(-1)  # (K, m)
@@ -208,7 +216,9 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     return torch.linalg.eigvalsh(T)[:, -k:].flip(-1).to(mask.dtype)
 
 
-def ntk(models: ShallowNet | Sequence[ShallowNet], X1: Tensor, X2: Tensor | None = None) -> Tensor:
+def ntk(
+    models: ShallowNet | Sequence[ShallowNet], X1: Tensor, X2: Tensor | None = None, *, check_inputs: bool = True
+) -> Tensor:
     """The empirical neural tangent kernel Θ(x, x')_kl = ∂Z2_k(x)/∂θ · ∂Z2_l(x')/∂θ of the rows of X1 (n1, d) against
     those of X2 (n2, d) (X1's by default): (n1, d2, n2, d2), or (K, n1, d2, n2, d2) for a list of K models.
 
@@ -218,10 +228,11 @@ def ntk(models: ShallowNet | Sequence[ShallowNet], X1: Tensor, X2: Tensor | None
         Θ_ikpl = δ_kl (A1_i · A1'_p + 1)  +  Σ_j G_ikj G'_plj (x_i · x'_p + 1),   G_ikj = W2_kj σ'(Z1)_ij
 
     the first term from W2 and b2, the second from W1 and b1; the + 1 of a layer without a bias is left out.
+    ``check_inputs=False`` skips the checks of X1 and X2 (see :func:`sharpness`).
     """
     s = stack(models)
     X2 = X1 if X2 is None else X2
-    for X in (X1, X2):
+    for X in (X1, X2) if check_inputs else ():
         check_features(X, s.parameters[0][0])
     W1, b1, W2, _ = s.parameters
     K, n1, n2, d2 = W1.shape[0], X1.shape[0], X2.shape[0], W2.shape[1]

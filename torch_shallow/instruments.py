@@ -49,7 +49,7 @@ class Sharpness:
         pass
 
     def _measure(self, run: Any) -> None:
-        top = sharpness(run.models, run.X, run.Y, k=self.top).tolist()  # (K, top)
+        top = sharpness(run.models, run.X, run.Y, k=self.top, check_inputs=False).tolist()  # (K, top)
         scalars = []
         for eigenvalues, lr in zip(top, run.learning_rates):
             values = {"dynamics/sharpness": eigenvalues[0], "dynamics/2_over_lr": 2 / lr}
@@ -82,7 +82,7 @@ class KernelDrift:
     def on_fit_start(self, run: Any) -> None:
         if self.theta_0 is None:
             self.theta_0 = [_flat_parameters(m) for m in run.models]
-            self.kernel_0 = list(ntk(run.models, run.X))
+            self.kernel_0 = list(ntk(run.models, run.X, check_inputs=False))
         self._measure(run)
 
     def on_epoch_end(self, run: Any) -> None:
@@ -98,7 +98,7 @@ class KernelDrift:
         self.theta_0, self.kernel_0 = state["theta_0"], state["kernel_0"]
 
     def _measure(self, run: Any) -> None:
-        kernels = ntk(run.models, run.X)
+        kernels = ntk(run.models, run.X, check_inputs=False)
         y = run.Y.reshape(-1)
         scalars = []
         for model, theta_0, kernel_0, kernel in zip(run.models, self.theta_0, self.kernel_0, kernels):
