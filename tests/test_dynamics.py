@@ -2,6 +2,7 @@
 against the eigenvalues of that Hessian, the NTK against a kernel of torch.func.jacrev Jacobians; a stack against
 its models one by one; the callbacks on a stand-in run."""
 
+import dataclasses
 import math
 import re
 import subprocess
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch.func import jacrev
 
 from torch_shallow import ShallowNet, TrainConfig, fit, fit_many
+from torch_shallow.checkpoint import CheckpointError, load_checkpoint
 from torch_shallow.dynamics import hessian, ntk, sharpness
 from torch_shallow.instruments import LAYOUT, KernelDrift, Sharpness
 from torch_shallow.trainer import evaluate
@@ -262,3 +264,35 @@ def test_lazy_rich_short(tmp_path):
     assert 7 <= weights["10"] / weights["100"] <= 13  # already lazy: the weights move as 1/α
     assert kernels["100"] < 0.01 and kernels["1"] >= 10 * kernels["10"]
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_a_module_without_biases_is_like_nn_linear_without_them():
+    net = ShallowNet(3, 4, 2, "tanh", "identity", bias=(False, True))
+    assert net.b1 is None and net.bias == (False, True)
+    assert list(net.state_dict()) == ["W1", "W2", "b2"] and len(list(net.parameters())) == 3
+    assert "bias=(False, True)" in repr(net) and "output='identity'" in repr(net)
+    other = ShallowNet(3, 4, 2, "tanh", "identity", bias=(False, True))
+    for m in (net, other):
+        m.reset_parameters(torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), other.parameters()))
+    X = torch.randn(6, 3)
+    torch.testing.assert_close(net.predict(X), net(X))
+    with pytest.raises(ValueError, match="bias must be True, False or a pair"):
+        ShallowNet(3, 4, bias=(True,))
+    with pytest.raises(ValueError, match="output must be 'sigmoid', 'softmax' or 'identity'"):
+        ShallowNet(3, 4, output="linear")
+
+
+def test_a_biasless_run_resumes_from_its_checkpoint(tmp_path):
+    """The architecture in the checkpoint names the biases: a resumed run goes on as an uninterrupted one, and a
+    model with biases is refused."""
+    net, X, Y = problem(bias=(True, False))
+    config = TrainConfig(lr=0.05, max_epochs=20, tol=0, progress=False, checkpoint=tmp_path / "c.pt")
+    whole = fit(problem(bias=(True, False))[0], X, Y, dataclasses.replace(config, checkpoint=None, max_epochs=40))
+    fit(net, X, Y, config)
+    assert load_checkpoint(tmp_path / "c.pt")["architecture"]["bias"] == [True, False]
+    resumed = problem(bias=(True, False))[0]
+    history = fit(resumed, X, Y, dataclasses.replace(config, max_epochs=40), resume_from=tmp_path / "c.pt")
+    assert history.costs == whole.costs
+    with pytest.raises(CheckpointError, match=r"bias=\(True, False\), float64\), now ShallowNet\(3, 5, 2, "):
+        fit(problem()[0], X, Y, dataclasses.replace(config, max_epochs=40), resume_from=tmp_path / "c.pt")

@@ -197,6 +197,7 @@ def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
     if isinstance(a, list):
         return f"a stack of {len(a)} models: " + ", ".join(_describe(one) for one in a)
     output = f", output={a['output']!r}" if a.get("output", "sigmoid") != "sigmoid" else ""
+    output += f", bias={tuple(a['bias'])}" if a.get("bias", [True, True]) != [True, True] else ""
     return (
         f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
         f"activation={a['activation']!r}{output}, {a['dtype']})"

@@ -1,10 +1,11 @@
 r"""Instruments for training dynamics: the Hessian of J, its largest eigenvalues (the sharpness), and the empirical
 neural tangent kernel (NTK), for one model or a list of them (a stack trained by ``fit_many``) at once.
 
-θ is a model's trainable parameters flattened in the order W1, b1, W2, b2 (row-major; an absent bias skipped), P of
-them. The Hessian ∇²J(θ) is (P, P); gradient descent with step α is stable along an eigenvector of the Hessian only
-while its eigenvalue stays below 2/α, which is why the largest, the *sharpness*, is worth watching (Cohen et al.,
-"Gradient descent on neural networks typically occurs at the edge of stability", ICLR 2021). The NTK is
+θ is a model's parameters (all of them, ``requires_grad`` or not) flattened in the order W1, b1, W2, b2 (row-major;
+an absent bias skipped), P of them. The Hessian ∇²J(θ) is (P, P); gradient descent with step α is stable along an
+eigenvector of the Hessian only while its eigenvalue stays below 2/α, which is why the largest, the *sharpness*, is
+worth watching (Cohen et al., "Gradient descent on neural networks typically occurs at the edge of stability",
+ICLR 2021). The NTK is
 
     Θ(x, x')_kl = Σ_p ∂Z2_k(x)/∂θ_p ∂Z2_l(x')/∂θ_p
 
@@ -129,7 +130,7 @@ def hessian_vector_product(s: Stack, X: Tensor, Y: Tensor) -> Callable[[Tensor],
 
 
 def hessian(models: ShallowNet | Sequence[ShallowNet], X: Tensor, Y: Tensor) -> Tensor | list[Tensor]:
-    """The exact Hessian ∇²J(θ) (P, P) of a model's cost on (X, Y) with respect to its trainable parameters, in the
+    """The exact Hessian ∇²J(θ) (P, P) of a model's cost on (X, Y) with respect to its parameters, in the
     order W1, b1, W2, b2 (row-major, absent biases skipped); for a list of models, a list of them, computed together.
 
     Column p is ∇²J e_p, by :func:`hessian_vector_product`, all P of them in one batched backward pass: for small P.
