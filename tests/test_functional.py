@@ -12,7 +12,9 @@ from torch_shallow.functional import (
     ShallowBCEFunction,
     ShallowNetFunction,
     backward_pass,
-    cross_entropy,
+    cost_from_logits,
+    r_squared,
+    right_answers,
     shallow_bce,
     shallow_net,
 )
@@ -127,7 +129,7 @@ def test_cost_does_not_depend_on_the_block_size(block_rows, dtype, device):
     """Blocks that divide n = 50, that don't, one row, larger than n, and the automatic choice."""
     X, Y, theta = make_problem(50, 3, 6, 2, dtype=dtype, device=device)
     J = shallow_bce(X, Y, *theta, "tanh", block_rows=block_rows)
-    saved_activation = cross_entropy(shallow_net(X, *theta, "tanh"), Y, 50)
+    saved_activation = cost_from_logits(shallow_net(X, *theta, "tanh"), Y, 50)
     expected = reference_cost(X, Y, *theta, "tanh")
     assert_close(J, expected)
     grads = torch.autograd.grad(J, [X, *theta])
@@ -179,7 +181,10 @@ def test_hessian_vector_products_match_autograd():
         grads = torch.autograd.grad(cost(X, Y, *theta), theta, create_graph=True)
         return torch.autograd.grad(sum((g * u).sum() for g, u in zip(grads, v)), theta)
 
-    for ours in (lambda *a: shallow_bce(*a, block_rows=7), lambda X, Y, *t: cross_entropy(shallow_net(X, *t), Y, 20)):
+    for ours in (
+        lambda *a: shallow_bce(*a, block_rows=7),
+        lambda X, Y, *t: cost_from_logits(shallow_net(X, *t), Y, 20),
+    ):
         for got, want in zip(hvp(ours), hvp(reference_cost)):
             assert_close(got, want)
 
@@ -283,3 +288,92 @@ def test_cost_jvp_follows_the_tangent_of_x(output):
     J_ref, J_dot_ref = torch.func.jvp(plain, (X,), (X_dot,))
     assert_close(J, J_ref)
     assert J_dot_ref.abs() > 1e-3 and torch.allclose(J_dot, J_dot_ref, rtol=1e-10, atol=1e-12)
+
+
+# Identity outputs and layers without biases ---------------------------------------------------------------------
+
+BIAS_CASES = [(True, True), (False, False), (True, False), (False, True)]
+
+
+def plain_squared_error(X, Y, W1, b1, W2, b2, activation):
+    """Half the mean squared error, (1/2n) Σ_i Σ_k (Z2 - Y)²_ik, through plain torch operations."""
+    return torch.nn.functional.mse_loss(reference_logits(X, W1, b1, W2, b2, activation), Y, reduction="sum") / (
+        2 * X.shape[0]
+    )
+
+
+def biased(theta, bias):
+    """θ with the biases left out as ``bias`` says: None in their place."""
+    W1, b1, W2, b2 = theta
+    return W1, b1 if bias[0] else None, W2, b2 if bias[1] else None
+
+
+@pytest.mark.parametrize("bias", BIAS_CASES, ids=str)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_squared_error_and_missing_biases_match_autograd(activation, bias, dtype):
+    X, _, theta = make_problem(9, 3, 4, 2, dtype=dtype)
+    Y = 3 * torch.randn(9, 2, dtype=dtype)  # any reals
+    theta = biased(theta, bias)
+    inputs = [t for t in (X, *theta) if t is not None]
+    for block_rows in (4, None):  # the block pass over rows, and one block
+        J = shallow_bce(X, Y, *theta, activation, output="identity", block_rows=block_rows)
+        expected = plain_squared_error(X, Y, *theta, activation)
+        assert_close(J, expected)
+        for got, want in zip(torch.autograd.grad(J, inputs), torch.autograd.grad(expected, inputs)):
+            assert_close(got, want)
+    Z2 = shallow_net(X, *theta, activation)
+    assert_close(Z2, reference_logits(X, *theta, activation))
+    G = torch.randn_like(Z2)
+    for got, want in zip(
+        torch.autograd.grad((Z2 * G).sum(), inputs),
+        torch.autograd.grad((reference_logits(X, *theta, activation) * G).sum(), inputs),
+    ):
+        assert_close(got, want)
+
+
+@pytest.mark.parametrize("bias", BIAS_CASES, ids=str)
+def test_squared_error_gradcheck_and_gradgradcheck(bias):
+    X, _, theta = make_problem(7, 3, 4, 2)
+    Y = torch.randn(7, 2, dtype=torch.float64)
+    theta = biased(theta, bias)
+    present = [t for t in (X, *theta) if t is not None]
+
+    def cost(X, *present_theta):
+        it = iter(present_theta)
+        W1, b1, W2, b2 = (None if t is None else next(it) for t in theta)
+        return shallow_bce(X, Y, W1, b1, W2, b2, "tanh", output="identity", block_rows=3)
+
+    assert torch.autograd.gradcheck(cost, present)
+    assert torch.autograd.gradgradcheck(cost, present)
+
+
+def test_identity_targets_may_be_any_finite_reals_but_not_nan():
+    X, _, theta = make_problem(5, 3, 4, 1)
+    Y = torch.tensor([[-40.0], [3.5], [0.0], [1e3], [2.0]], dtype=torch.float64)
+    J = shallow_bce(X, Y, *theta, output="identity")
+    assert_close(J, plain_squared_error(X, Y, *theta, "sigmoid"))
+    with pytest.raises(ValueError, match="labels in \\[0, 1\\]"):
+        shallow_bce(X, Y, *theta)  # the sigmoid's labels are still checked
+    with pytest.raises(ValueError, match="NaN or inf"):
+        shallow_bce(X, Y.clone().fill_(float("nan")), *theta, output="identity")
+
+
+def test_r_squared_equals_scikit_learns():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    g = torch.Generator().manual_seed(0)
+    Y = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    Z2 = Y + 0.5 * torch.randn(30, 3, generator=g, dtype=torch.float64)
+    Y[:, 2] = 1.0  # a constant column: 1 if predicted exactly, else 0, as scikit-learn has it
+    expected = sklearn_metrics.r2_score(Y.numpy(), Z2.numpy(), multioutput="uniform_average")
+    assert r_squared(Z2, Y).item() == pytest.approx(expected, rel=1e-12)
+    Z2[:, 2] = 1.0
+    expected = sklearn_metrics.r2_score(Y.numpy(), Z2.numpy(), multioutput="uniform_average")
+    assert r_squared(Z2, Y).item() == pytest.approx(expected, rel=1e-12)
+    stacked = r_squared(torch.stack([Z2, Y]), Y)  # a leading model axis: one R² per model
+    assert stacked.shape == (2,) and stacked[1] == 1
+
+
+def test_identity_outputs_count_no_right_answers():
+    Z2 = torch.randn(4, 6, 2)
+    assert right_answers(Z2, Z2, "identity").isnan().all()
+    assert right_answers(Z2, Z2, "identity").shape == (4,)

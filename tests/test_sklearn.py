@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_iris, make_blobs, make_classification
+from sklearn.datasets import load_iris, make_blobs, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -22,7 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from torch_shallow import ShallowNet, TrainingDiverged
 from torch_shallow.labels import stratified_split
-from torch_shallow.sklearn import ShallowClassifier
+from torch_shallow.sklearn import ShallowClassifier, ShallowRegressor
 
 # Most fits here stop at a small epoch budget on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -44,7 +44,7 @@ def noisy(seed: int = 0):
     return StandardScaler().fit_transform(X), y
 
 
-@parametrize_with_checks([ShallowClassifier()])
+@parametrize_with_checks([ShallowClassifier(), ShallowRegressor()])
 def test_scikit_learn_estimator_checks(estimator, check):
     """Every check of scikit-learn's, on the estimator as users get it (default parameters), none expected to
     fail. scikit-learn skips one, check_array_api_input, unless SCIPY_ARRAY_API=1 was set before SciPy was
@@ -55,8 +55,9 @@ def test_scikit_learn_estimator_checks(estimator, check):
 def test_scikit_learn_array_api_check_with_scipy_array_api_set():
     code = (
         "from sklearn.utils.estimator_checks import check_array_api_input\n"
-        "from torch_shallow.sklearn import ShallowClassifier\n"
-        "check_array_api_input('ShallowClassifier', ShallowClassifier(), array_namespace='numpy', "
+        "from torch_shallow.sklearn import ShallowClassifier, ShallowRegressor\n"
+        "for estimator in (ShallowClassifier(), ShallowRegressor()):\n"
+        "    check_array_api_input(type(estimator).__name__, estimator, array_namespace='numpy', "
         "expect_only_array_outputs=False)\n"
     )
     result = subprocess.run(
@@ -423,3 +424,60 @@ def test_a_device_this_machine_lacks_is_refused_at_fit_naming_device():
         with pytest.raises(ValueError, match=message):
             clf.fit(X, y)
         assert not hasattr(clf, "model_")
+
+
+# ShallowRegressor ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_regressor_follows_mlp_regressors_full_batch_gradient_descent(activation):
+    """From the same θ(0), ShallowRegressor's loss curve is MLPRegressor's with plain full-batch gradient descent:
+    solver="sgd", one batch of all n samples, no momentum, no L2 penalty, a constant step."""
+    from sklearn.neural_network import MLPRegressor
+
+    X, y = make_regression(n_samples=80, n_features=3, noise=5.0, random_state=0)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    epochs, lr = 60, 0.2
+    ours = ShallowRegressor(8, activation, lr=lr, max_epochs=epochs, tol=0, random_state=3, dtype="float64").fit(X, y)
+    start = ShallowNet(3, 8, 1, activation, "identity", dtype=torch.float64)
+    start.reset_parameters(torch.Generator().manual_seed(3))
+    theirs = MLPRegressor(
+        hidden_layer_sizes=(8,),
+        activation={"sigmoid": "logistic"}.get(activation, activation),
+        solver="sgd",
+        batch_size=len(X),
+        momentum=0,
+        alpha=0,
+        learning_rate="constant",
+        learning_rate_init=lr,
+        shuffle=False,
+        max_iter=1,
+        tol=0,
+        n_iter_no_change=epochs + 1,
+        warm_start=True,
+        random_state=0,
+    )
+    theirs.fit(X, y)  # one epoch to build its arrays, then θ(0) put in their place
+    theirs.coefs_ = [start.W1.detach().numpy().T.copy(), start.W2.detach().numpy().T.copy()]
+    theirs.intercepts_ = [start.b1.detach().numpy().copy(), start.b2.detach().numpy().copy()]
+    theirs.loss_curve_ = []
+    theirs.set_params(max_iter=epochs)
+    theirs.fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6, atol=1e-9)
+
+
+def test_regressor_seeds_theta_0_as_shallownet_does_and_keeps_the_targets_shape():
+    X, Y = make_regression(n_samples=60, n_features=4, n_targets=2, random_state=1)
+    X, Y = StandardScaler().fit_transform(X), StandardScaler().fit_transform(Y)
+    two = ShallowRegressor(6, "tanh", max_epochs=1, random_state=7, dtype="float64").fit(X, Y)
+    expected = ShallowNet(4, 6, 2, "tanh", "identity", dtype=torch.float64)
+    expected.reset_parameters(torch.Generator().manual_seed(7))
+    assert two.loss_curve_[0] == pytest.approx(expected.cost(torch.tensor(X), torch.tensor(Y)).item(), rel=1e-12)
+    assert two.predict(X).shape == (60, 2) and two.n_outputs_ == 2
+    one = ShallowRegressor(6, "tanh", lr=0.3, max_epochs=2000, random_state=0).fit(X, Y[:, 0])
+    assert one.predict(X).shape == (60,) and one.model_.out_features == 1
+    assert one.score(X, Y[:, 0]) == pytest.approx(r2_score(Y[:, 0], one.predict(X)))
+    assert one.score(X, Y[:, 0]) > 0.9
+    with pytest.raises(ValueError, match="fitted on 1 targets; this y has 2"):
+        one.set_params(warm_start=True).fit(X, Y)

@@ -80,7 +80,7 @@ def test_bad_softmax_input_is_refused():
         net.cost(X, Y * 0.5)
     with pytest.raises(ValueError, match="at least 2 classes"):
         ShallowNet(2, 4, 1, output="softmax")
-    with pytest.raises(ValueError, match="output must be 'sigmoid' or 'softmax'"):
+    with pytest.raises(ValueError, match="output must be 'sigmoid', 'softmax' or 'identity'"):
         ShallowNet(2, 4, 3, output="relu")
 
 

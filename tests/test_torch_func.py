@@ -315,3 +315,70 @@ def test_readme_deployment(tmp_path, monkeypatch):
     assert s["Z2"].shape == (1000, 1)
     torch.testing.assert_close(torch.from_numpy(s["Z2"]), expected, **TOLERANCES[torch.float32])
     torch.testing.assert_close(s["exported"].module()(s["X"]), expected, **TOLERANCES[torch.float32])
+
+
+# Identity outputs and layers without biases under the transforms --------------------------------------------------
+
+
+def plain_squared_error(params, X, Y, activation):
+    Z2 = PLAIN[activation](X @ params["W1"].T + params.get("b1", 0)) @ params["W2"].T + params.get("b2", 0)
+    return ((Z2 - Y) ** 2).sum() / (2 * X.shape[0])
+
+
+@pytest.mark.parametrize("bias", [True, False, (True, False)], ids=str)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_squared_error_without_biases_under_the_transforms(activation, bias):
+    """grad, per-sample grads by vmap, jvp of grad, jacrev and hessian of J, with identity outputs and None biases:
+    the Functions' own backward and jvp, against the same cost in plain torch."""
+    dtype = torch.float64
+    _, _, X, _ = problem(activation, dtype, d2=2)
+    net = ShallowNet(3, 5, 2, activation, "identity", bias=bias, dtype=dtype)
+    net.reset_parameters(torch.Generator().manual_seed(3))
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    Y = torch.randn(X.shape[0], 2, generator=torch.Generator().manual_seed(4), dtype=dtype)
+
+    def ours(p, X, Y):
+        return shallow_bce(X, Y, p["W1"], p.get("b1"), p["W2"], p.get("b2"), activation, output="identity")
+
+    def theirs(p, X, Y):
+        return plain_squared_error(p, X, Y, activation)
+
+    assert_trees_close(grad(ours)(params, X, Y), grad(theirs)(params, X, Y), dtype)
+    per_sample = [
+        vmap(grad(lambda p, x, y: cost(p, x[None], y[None])), in_dims=(None, 0, 0))(params, X, Y)
+        for cost in (ours, theirs)
+    ]
+    assert_trees_close(*per_sample, dtype)
+    v = {k: torch.ones_like(p) for k, p in params.items()}
+    hvps = [jvp(lambda p: grad(cost)(p, X, Y), (params,), (v,))[1] for cost in (ours, theirs)]
+    assert_trees_close(*hvps, dtype)
+    flat = torch.cat([p.reshape(-1) for p in params.values()])
+    shapes = {k: p.shape for k, p in params.items()}
+
+    def unflatten(theta):
+        parts = theta.split([s.numel() for s in shapes.values()])
+        return {k: t.view(s) for (k, s), t in zip(shapes.items(), parts)}
+
+    assert_close(
+        torch.func.hessian(lambda t: ours(unflatten(t), X, Y))(flat),
+        torch.func.hessian(lambda t: theirs(unflatten(t), X, Y))(flat),
+        dtype,
+    )
+    logits = jacrev(lambda p: functional_call(net, p, (X,)))(params)
+    expected = jacrev(lambda p: PLAIN[activation](X @ p["W1"].T + p.get("b1", 0)) @ p["W2"].T + p.get("b2", 0))
+    assert_trees_close(logits, expected(params), dtype)
+
+
+def test_autocast_with_identity_outputs_and_no_output_bias():
+    torch.manual_seed(0)
+    net = ShallowNet(3, 4, 2, "tanh", "identity", bias=(True, False))
+    X, Y = torch.randn(64, 3), torch.randn(64, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        Z2 = net(X)
+        J = net.cost(X, Y)
+    assert Z2.dtype == torch.bfloat16 and J.dtype == torch.float32
+    expected = ((torch.tanh(X @ net.W1.T + net.b1) @ net.W2.T - Y) ** 2).sum() / 128
+    torch.testing.assert_close(J, expected, rtol=0.02, atol=0.02)
+    J.backward()
+    assert net.W1.grad.dtype == torch.float32 and net.b2 is None
+    torch.testing.assert_close(net.W2.grad, torch.autograd.grad(expected, net.W2)[0], rtol=0.05, atol=0.02)

@@ -61,6 +61,10 @@ def activate_(Z1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
     """A1 = σ(Z1), in place; Z1 (n, d1), or (K, n, d1) for K models with one name each in ``activation``."""
     if isinstance(activation, str):
         return get_activation(activation).forward(Z1)
+    if torch.is_grad_enabled() and Z1.requires_grad:
+        # Tracked (a Hessian-vector product differentiates the sweep): each run's σ in place on its own slice would
+        # change the version of the whole Z1, whose other runs' backward needs them as they were.
+        return torch.cat([get_activation(name).forward(Z1[models].clone()) for name, models in _runs(activation)])
     for name, models in _runs(activation):
         get_activation(name).forward(Z1[models])
     return Z1

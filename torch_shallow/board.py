@@ -189,12 +189,14 @@ def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y:
         writer.add_image("decision_boundary", decision_boundary_image(model, X, Y), step)
 
 
-def write_layout(writer: SummaryWriter) -> None:
-    """A Custom Scalars layout with training and validation curves in one chart each."""
+def write_layout(writer: SummaryWriter, extra: dict[str, Any] | None = None) -> None:
+    """A Custom Scalars layout with training and validation curves in one chart each, and the charts of ``extra``
+    (a callback's, such as :data:`~torch_shallow.instruments.LAYOUT`); the run's last layout is the one shown."""
     writer.add_custom_scalars(
         {
             "cost": {"train and validation": ["Multiline", ["cost/train", "cost/val"]]},
             "accuracy": {"train and validation": ["Multiline", ["accuracy/train", "accuracy/val"]]},
+            **(extra or {}),
         }
     )
 

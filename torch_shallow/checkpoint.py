@@ -161,13 +161,14 @@ def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
 
 
 def architecture(model: nn.Module) -> dict[str, object]:
-    """What a checkpoint's weights mean: the model's sizes, activation, output and dtype."""
+    """What a checkpoint's weights mean: the model's sizes, activation, output, biases (hidden, output) and dtype."""
     return {
         "in_features": model.in_features,
         "hidden_features": model.hidden_features,
         "out_features": model.out_features,
         "activation": model.activation,
         "output": model.output,
+        "bias": [model.b1 is not None, model.b2 is not None],
         "dtype": dtype_name(model.W1.dtype),
     }
 
@@ -212,6 +213,7 @@ def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
     if isinstance(a, list):
         return f"a stack of {len(a)} models: " + ", ".join(_describe(one) for one in a)
     output = f", output={a['output']!r}" if a.get("output", "sigmoid") != "sigmoid" else ""
+    output += f", bias={tuple(a['bias'])}" if a.get("bias", [True, True]) != [True, True] else ""
     return (
         f"ShallowNet({a['in_features']}, {a['hidden_features']}, {a['out_features']}, "
         f"activation={a['activation']!r}{output}, {a['dtype']})"

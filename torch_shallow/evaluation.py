@@ -46,8 +46,9 @@ def evaluate_each(net: Any, X: Any, Y: Any, n: int) -> tuple[list[float], list[f
 
 
 def labels_per_row(net: Any) -> int:
-    """How many labels a row of Y holds for the accuracy: each sigmoid unit's, or the one class of a softmax."""
-    return net.W2.shape[-2] if net.output == "sigmoid" else 1
+    """How many labels a row of Y holds for the accuracy: each sigmoid unit's, or the one class of a softmax (identity
+    outputs count no right answers: their accuracy is NaN)."""
+    return 1 if net.output == "softmax" else net.W2.shape[-2]
 
 
 class Evaluation(Callback):

@@ -1,7 +1,8 @@
 r"""The slides' network as ``torch.autograd.Function``\ s whose backward is the slides' formulas.
 
 Shapes follow the slides, samples stacked by rows: X (n, d), W1 (d1, d), b1 (d1,), W2 (d2, d1), b2 (d2,),
-Y (n, d2). ``1`` is the all-ones n-vector, ∘ the element-wise product.
+Y (n, d2). ``1`` is the all-ones n-vector, ∘ the element-wise product. A bias may be None, a layer without one,
+as in ``nn.Linear(bias=False)``: it adds nothing to the forward pass and gets no gradient.
 
 Forward::
 
@@ -16,7 +17,9 @@ Backward, from dZ2 = ∂J/∂Z2::
     db1 = dZ1ᵀ 1            dW1 = dZ1ᵀ X             dX = dZ1 W1
 
 For the cost, dZ2 = n⁻¹(A2 - Y). J sums over the d2 output units and averages over the n samples, which is
-what makes that formula exact for d2 > 1 too.
+what makes that formula exact for d2 > 1 too. It is exact for the three outputs, each its cost's canonical link
+(docs/outputs.md): sigmoid units with the cross-entropy, a softmax with the categorical cross-entropy, and identity
+units (A2 = Z2) with half the squared error, J = (1/2n) Σ_i Σ_k (Z2 - Y)²_ik.
 
 The cost's Function knows dZ2 already in its forward, so it runs forward and backward formulas together, one
 block of rows of X at a time, while the block's activations are still in cache: it holds block-sized
@@ -45,26 +48,29 @@ Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Te
 Activations = str | tuple[str, ...]  # one σ, or one per model of a stack (see activations.activate_)
 
 
-def affine(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """bᵀ + X Wᵀ, the bias row broadcast to every sample: (n, out) from X (n, in), W (out, in), b (out,); or, for a
-    stack of K models along a leading axis, (K, n, out) from W (K, out, in), b (K, out) and X (n, in) shared by all
-    or (K, n, in). One fused kernel either way (``addmm``, or ``baddbmm``): with X shared, the K models' products
-    are one ``addmm``, 10× faster than ``baddbmm`` over K small matrices on the planar data."""
+def affine(X: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
+    """bᵀ + X Wᵀ, the bias row broadcast to every sample (X Wᵀ if b is None): (n, out) from X (n, in), W (out, in),
+    b (out,); or, for a stack of K models along a leading axis, (K, n, out) from W (K, out, in), b (K, out) and X
+    (n, in) shared by all or (K, n, in). One fused kernel either way (``addmm``, or ``baddbmm``): with X shared, the
+    K models' products are one ``addmm``, 10× faster than ``baddbmm`` over K small matrices on the planar data."""
     if W.dim() == 2:
         return F.linear(X, W, b)
     K, out, inputs = W.shape
     if X.dim() == 2:  # one X for every model: one product (n, in) @ (in, K·out), the models' units side by side
-        return torch.addmm(b.reshape(-1), X, W.reshape(K * out, inputs).T).view(X.shape[0], K, out).transpose(0, 1)
-    return torch.bmm(X, W.mT).add_(b.unsqueeze(-2))  # 4.7× faster than baddbmm for the planar stack's layer 2
+        W_side_by_side = W.reshape(K * out, inputs).T
+        Z = X @ W_side_by_side if b is None else torch.addmm(b.reshape(-1), X, W_side_by_side)
+        return Z.view(X.shape[0], K, out).transpose(0, 1)
+    Z = torch.bmm(X, W.mT)
+    return Z if b is None else Z.add_(b.unsqueeze(-2))  # 4.7× faster than baddbmm for the planar stack's layer 2
 
 
-def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor, activation: Activations) -> Tensor:
+def hidden_layer(X: Tensor, W1: Tensor, b1: Tensor | None, activation: Activations) -> Tensor:
     """A1 = σ(Z1), Z1 = b1ᵀ + X W1ᵀ (n, d1)."""
     return activate_(affine(X, W1, b1), activation)
 
 
 def forward_pass(
-    X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: Activations
+    X: Tensor, W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None, activation: Activations
 ) -> tuple[Tensor, Tensor]:
     """The slides' vectorised forward propagation. Returns (A1 (n, d1), Z2 (n, d2)), with a leading model axis
     for a stack of models."""
@@ -73,17 +79,23 @@ def forward_pass(
     return A1, Z2
 
 
-OUTPUTS = ("sigmoid", "softmax")  # the output units: independent binary labels (the slides), or one of K classes
+# The output units: independent binary labels (the slides), one of K classes, or real numbers (regression).
+OUTPUTS = ("sigmoid", "softmax", "identity")
 
 
 def probabilities(Z2: Tensor, output: str = "sigmoid") -> Tensor:
-    """A2 from the logits Z2 (n, d2): σ(Z2) for the slides' sigmoid units, or softmax(Z2) over each row."""
+    """A2 from the logits Z2 (n, d2): σ(Z2) for the slides' sigmoid units, softmax(Z2) over each row, or Z2 itself
+    for identity outputs (then not probabilities but the predicted values)."""
+    if output == "identity":
+        return Z2
     return torch.sigmoid(Z2) if output == "sigmoid" else torch.softmax(Z2, dim=-1)
 
 
-def cross_entropy(Z2: Tensor, Y: Tensor, n: int, output: str = "sigmoid") -> Tensor:
-    """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } with A2 = σ(Z2), computed from the logits Z2; with softmax
-    outputs, J = -(1/n) Σ_i Σ_k Y_ik log A2_ik.
+def cost_from_logits(Z2: Tensor, Y: Tensor, n: int, output: str = "sigmoid") -> Tensor:
+    """J from the logits Z2: J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } with A2 = σ(Z2); with softmax outputs,
+    J = -(1/n) Σ_i Σ_k Y_ik log A2_ik; with identity outputs, J = (1/2n) Σ_i Σ_k (Z2 - Y)²_ik, half the mean squared
+    error as scikit-learn's ``MLPRegressor`` has it (for d2 = 1; its loss also averages over outputs, its gradient
+    does not).
 
     With log σ(z) = z - log(1 + eᶻ) and log(1 - σ(z)) = -log(1 + eᶻ), each term is log(1 + eᶻ) - y z, and
     ``softplus`` evaluates log(1 + eᶻ) without overflow or log(0): a saturated output unit gives a large, finite
@@ -94,17 +106,50 @@ def cross_entropy(Z2: Tensor, Y: Tensor, n: int, output: str = "sigmoid") -> Ten
     """
     if output == "sigmoid":
         terms = F.softplus(Z2) - Y * Z2
-    else:
+    elif output == "softmax":
         terms = Y * (torch.logsumexp(Z2, dim=-1, keepdim=True) - Z2)
+    else:
+        terms = (Z2 - Y).square() / 2
     return terms.sum(dim=(-2, -1), dtype=torch.promote_types(Z2.dtype, torch.float32)) / n
 
 
 def right_answers(Z2: Tensor, Y: Tensor, output: str = "sigmoid") -> Tensor:
     """How many labels the logits predict: sigmoid units, each unit with A2 > 0.5 (Z2 > 0) against Y > 0.5;
-    softmax, each row's argmax against Y's. One count per model of a stack."""
+    softmax, each row's argmax against Y's. One count per model of a stack. Identity outputs predict real numbers,
+    not labels: their count is NaN, and so is any accuracy made from it (:func:`r_squared` measures their fit)."""
     if output == "sigmoid":
         return ((Z2 > 0) == (Y > 0.5)).sum(dim=(-2, -1))
-    return (Z2.argmax(-1) == Y.argmax(-1)).sum(-1)
+    if output == "softmax":
+        return (Z2.argmax(-1) == Y.argmax(-1)).sum(-1)
+    return torch.full(Z2.shape[:-2], math.nan, dtype=torch.promote_types(Z2.dtype, torch.float32), device=Z2.device)
+
+
+def r_squared(Z2: Tensor, Y: Tensor) -> Tensor:
+    """R², the coefficient of determination of identity outputs Z2 (n, d2) for targets Y (n, d2), averaged over the
+    d2 outputs: the mean over k of 1 - Σ_i (Y - Z2)²_ik / Σ_i (Y_ik - Ȳ_k)², as scikit-learn's ``r2_score`` with
+    ``multioutput="uniform_average"``, also for a constant target column (1 if predicted exactly, else 0). A
+    leading model axis on Z2 gives one R² per model. Computed in float64 at least: it subtracts nearly equal sums."""
+    dtype = torch.promote_types(Z2.dtype, torch.float64)
+    Z2, Y = Z2.to(dtype), Y.to(dtype)
+    residual = (Y - Z2).square().sum(-2)  # (..., d2)
+    total = (Y - Y.mean(-2, keepdim=True)).square().sum(-2).expand_as(residual)
+    score = torch.where(total > 0, 1 - residual / total.clamp_min(torch.finfo(dtype).tiny), (residual == 0).to(dtype))
+    return score.mean(-1)
+
+
+def output_jacobians(W2: Tensor, A1: Tensor, activation: Activations) -> tuple[Tensor, Tensor]:
+    """The derivatives of each sample's logits Z2_ik with respect to the parameters, from the forward pass's A1,
+    as the factors that make them up (the n·d2 rows of the full Jacobian are never formed)::
+
+        ∂Z2_ik/∂W2_lj = δ_kl A1_ij        ∂Z2_ik/∂b2_l = δ_kl
+        ∂Z2_ik/∂b1_j = W2_kj σ'(Z1)_ij    ∂Z2_ik/∂W1_jm = W2_kj σ'(Z1)_ij X_im
+
+    Returns (A1 (n, d1), G (n, d2, d1) with G_ikj = W2_kj σ'(Z1)_ij = ∂Z2_ik/∂b1_j); ∂Z2/∂W1 is G ⊗ x. The backward
+    pass's dZ1 = dZ2 W2 ∘ σ'(Z1) is the same Jacobian contracted with dZ2: dZ1_ij = Σ_k dZ2_ik G_ikj. A leading model
+    axis on W2 (K, d2, d1) and A1 (K, n, d1) carries through.
+    """
+    G = W2.unsqueeze(-3) * derivative(A1, activation).unsqueeze(-2)  # (n, d2, d1)
+    return A1, G
 
 
 def backward_pass(
@@ -177,7 +222,7 @@ class ShallowNetFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid"
+        X: Tensor, W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None, activation: str = "sigmoid"
     ) -> tuple[Tensor, Tensor]:
         A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
         return Z2, A1
@@ -231,9 +276,9 @@ def cost_and_gradients(
     X: Tensor,
     Y: Tensor,
     W1: Tensor,
-    b1: Tensor,
+    b1: Tensor | None,
     W2: Tensor,
-    b2: Tensor,
+    b2: Tensor | None,
     activation: Activations,
     needs: tuple[bool, ...],
     block_rows: int | None = None,
@@ -244,9 +289,10 @@ def cost_and_gradients(
     """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
 
     Each block runs the forward pass, adds its share of J, and, when any gradient is needed, takes the slides'
-    dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass` (for softmax outputs too: the derivative of
-    their cross-entropy with respect to Z2 has the same form). dW1, db1, dW2, db2 are sums over samples, so
-    the blocks' parts add up; dX is per sample, so the blocks' rows are stacked. ``count_right`` also counts the
+    dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass` (for softmax and identity outputs too: the
+    derivative of their cost with respect to Z2 has the same form). An absent bias (None) gets no gradient. dW1,
+    db1, dW2, db2 are sums over samples, so the blocks' parts add up; dX is per sample, so the blocks' rows are
+    stacked. ``count_right`` also counts the
     labels predicted right, from the same logits. ``block_rows=None`` picks :func:`auto_block_rows`. No autograd
     graph is built: call it under ``torch.no_grad``, or through :class:`ShallowBCEFunction`.
 
@@ -257,6 +303,7 @@ def cost_and_gradients(
     a rank of a distributed run passes the global n, so that the ranks' results add up to the full-batch ones.
     """
     n = X.shape[0] if n is None else n
+    needs = tuple(need and t is not None for need, t in zip(needs, (X, W1, b1, W2, b2)))  # no bias, no gradient
     if torch.compiler.is_compiling():
         # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
         block_rows = X.shape[0]
@@ -268,7 +315,7 @@ def cost_and_gradients(
         sums, dX_blocks = (None,) * 4, []
         for X_rows, Y_rows in row_blocks(X, Y, block_rows, start, stop):
             A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
-            J = _add(J, cross_entropy(Z2, Y_rows, n, output))
+            J = _add(J, cost_from_logits(Z2, Y_rows, n, output))
             if count_right:
                 right = _add(right, right_answers(Z2, Y_rows, output))
             if any(needs):
@@ -315,7 +362,8 @@ class ShallowBCEFunction(torch.autograd.Function):
     """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, needs=(False,) * 5, output="sigmoid")
     -> (J, dX, dW1, db1, dW2, db2).
 
-    J is the slides' cost, a scalar (the categorical cross-entropy for ``output="softmax"``). Forward computes it,
+    J is the slides' cost, a scalar (the categorical cross-entropy for ``output="softmax"``, half the mean squared
+    error for ``output="identity"``). Forward computes it,
     and the gradients flagged in ``needs`` (in the order dX, dW1, db1, dW2, db2; None for the others), in one sweep
     over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks :func:`auto_block_rows`), and returns
     them beside J, not differentiable: :func:`shallow_bce` asks for those of the inputs that require a gradient and
@@ -334,9 +382,9 @@ class ShallowBCEFunction(torch.autograd.Function):
         X: Tensor,
         Y: Tensor,
         W1: Tensor,
-        b1: Tensor,
+        b1: Tensor | None,
         W2: Tensor,
-        b2: Tensor,
+        b2: Tensor | None,
         activation: str = "sigmoid",
         block_rows: int | None = None,
         needs: tuple[bool, ...] = (False,) * 5,
@@ -406,7 +454,9 @@ def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.Abstract
     return cast, torch.autocast(device_type, enabled=False)
 
 
-def shallow_net(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str = "sigmoid") -> Tensor:
+def shallow_net(
+    X: Tensor, W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None, activation: str = "sigmoid"
+) -> Tensor:
     """Logits Z2 (n, d2) of the slides' network; see :class:`ShallowNetFunction`. Checks its inputs first.
 
     Under ``torch.autocast`` it runs as ``Linear → σ → Linear`` does: in the autocast dtype, with gradients
@@ -423,9 +473,9 @@ def shallow_bce(
     X: Tensor,
     Y: Tensor,
     W1: Tensor,
-    b1: Tensor,
+    b1: Tensor | None,
     W2: Tensor,
-    b2: Tensor,
+    b2: Tensor | None,
     activation: str = "sigmoid",
     *,
     output: str = "sigmoid",
@@ -433,7 +483,8 @@ def shallow_bce(
     check_inputs: bool = True,
 ) -> Tensor:
     """The slides' cost J (a scalar); see :class:`ShallowBCEFunction`. With ``output="softmax"``, the categorical
-    cross-entropy of K classes, Y one-hot or class probabilities (n, K).
+    cross-entropy of K classes, Y one-hot or class probabilities (n, K); with ``output="identity"``, half the mean
+    squared error (1/2n) Σ_i Σ_k (Z2 - Y)²_ik, Y any finite reals (n, d2).
 
     Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels. ``block_rows`` sets the
     rows per block of the sweep; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
@@ -445,7 +496,9 @@ def shallow_bce(
     if check_inputs:
         Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows, output)
     # In plain eager mode the sweep computes the wanted gradients beside J; traced or transformed, backward does.
-    needs = tuple(plain_eager() and torch.is_grad_enabled() and t.requires_grad for t in (X, W1, b1, W2, b2))
+    needs = tuple(
+        plain_eager() and torch.is_grad_enabled() and t is not None and t.requires_grad for t in (X, W1, b1, W2, b2)
+    )
     with autocast:
         function = _CompiledShallowBCE if torch.compiler.is_compiling() else ShallowBCEFunction
         return function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs, output)[0]

@@ -32,21 +32,24 @@ class ShallowNet(nn.Module):
         out_features: d2, the number of output units: independent binary labels, or the K classes of a softmax
             output. Default: 1.
         activation: the hidden units' σ: ``"sigmoid"`` (the slides), ``"tanh"`` or ``"relu"``. Default: ``"sigmoid"``.
-        output: the output units: ``"sigmoid"`` (the slides; each unit an independent binary label) or ``"softmax"``
+        output: the output units: ``"sigmoid"`` (the slides; each unit an independent binary label), ``"softmax"``
             (one of K = d2 ≥ 2 classes, with the categorical cross-entropy J = -(1/n) Σ_i Σ_k Y_ik log A2_ik, whose
-            dZ2 = n⁻¹(A2 - Y) is the slides' again). Default: ``"sigmoid"``.
+            dZ2 = n⁻¹(A2 - Y) is the slides' again) or ``"identity"`` (regression: A2 = Z2, with half the mean squared
+            error J = (1/2n) Σ_i Σ_k (Z2 - Y)²_ik, whose dZ2 is again n⁻¹(A2 - Y)). Default: ``"sigmoid"``.
+        bias: whether the layers have biases b1 and b2: one bool for both, or a pair (hidden, output), as
+            ``nn.Linear``'s ``bias``. A missing bias is registered as None. Default: True.
 
     Shape:
         - X: (n, d), n ≥ 1 samples stacked by rows.
         - Y: (n, d2) labels in [0, 1], or (n,) when d2 = 1; float, bool or integer. Softmax: (n, K) one-hot rows or
-          class probabilities.
+          class probabilities. Identity: any finite reals.
         - Output of ``forward``: (n, d2) logits; ``predict_proba`` and ``predict``: (n, d2); ``cost``: scalar.
 
     Attributes:
         W1: (d1, d) hidden-layer weights, row j is hidden unit j's weight vector.
-        b1: (d1,) hidden-layer biases.
+        b1: (d1,) hidden-layer biases, or None without them.
         W2: (d2, d1) output-layer weights.
-        b2: (d2,) output-layer biases.
+        b2: (d2,) output-layer biases, or None without them.
 
     Example::
 
@@ -66,6 +69,7 @@ class ShallowNet(nn.Module):
         out_features: int = 1,
         activation: str = "sigmoid",
         output: str = "sigmoid",
+        bias: bool | tuple[bool, bool] = True,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -80,6 +84,9 @@ class ShallowNet(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         get_activation(activation)
         check_output(output, out_features)
+        biases = (bias, bias) if isinstance(bias, bool) else bias
+        if not (isinstance(biases, tuple) and len(biases) == 2 and all(isinstance(b, bool) for b in biases)):
+            raise ValueError(f"bias must be True, False or a pair of them (hidden, output), got {bias!r}")
         self.in_features = in_features
         self.hidden_features = hidden_features
         self.out_features = out_features
@@ -87,9 +94,9 @@ class ShallowNet(nn.Module):
         self.output = output
         factory = {"device": device, "dtype": dtype}
         self.W1 = nn.Parameter(torch.empty(hidden_features, in_features, **factory))
-        self.b1 = nn.Parameter(torch.empty(hidden_features, **factory))
+        self.register_parameter("b1", nn.Parameter(torch.empty(hidden_features, **factory)) if biases[0] else None)
         self.W2 = nn.Parameter(torch.empty(out_features, hidden_features, **factory))
-        self.b2 = nn.Parameter(torch.empty(out_features, **factory))
+        self.register_parameter("b2", nn.Parameter(torch.empty(out_features, **factory)) if biases[1] else None)
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -109,7 +116,7 @@ class ShallowNet(nn.Module):
         with torch.no_grad():
             for W, b in ((self.W1, self.b1), (self.W2, self.b2)):
                 bound = 1 / math.sqrt(W.shape[1])
-                for p in (W, b):
+                for p in (W, b) if b is not None else (W,):
                     draw = torch.empty(p.shape, dtype=torch.float64).uniform_(-bound, bound, generator=generator)
                     p.copy_(draw)
 
@@ -117,20 +124,28 @@ class ShallowNet(nn.Module):
         """Z2 = b2ᵀ + σ(b1ᵀ + X W1ᵀ) W2ᵀ, the logits (n, d2)."""
         return shallow_net(X, self.W1, self.b1, self.W2, self.b2, self.activation)
 
+    @property
+    def bias(self) -> tuple[bool, bool]:
+        """(hidden, output): which layers have a bias."""
+        return self.b1 is not None, self.b2 is not None
+
     def predict_proba(self, X: Tensor) -> Tensor:
-        """A2 (n, d2): σ(Z2), the probability of label 1 of each unit; softmax(Z2), rows summing to 1."""
+        """A2 (n, d2): σ(Z2), the probability of label 1 of each unit; softmax(Z2), rows summing to 1; identity, Z2."""
         return probabilities(self(X), self.output)
 
     def predict(self, X: Tensor) -> Tensor:
-        """Labels (n, d2) in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0; softmax, the one-hot argmax."""
+        """Labels (n, d2) in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0; softmax, the one-hot argmax;
+        identity, the predicted values Z2."""
         Z2 = self(X)
+        if self.output == "identity":
+            return Z2
         if self.output == "sigmoid":
             return (Z2 > 0).to(X.dtype)
         return torch.nn.functional.one_hot(Z2.argmax(-1), self.out_features).to(X.dtype)
 
     def cost(self, X: Tensor, Y: Tensor, *, block_rows: int | None = None, check_inputs: bool = True) -> Tensor:
-        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } (softmax: -(1/n) Σ Y log A2), a scalar, through the
-        slides' backward.
+        """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } (softmax: -(1/n) Σ Y log A2; identity:
+        (1/2n) Σ (Z2 - Y)²), a scalar, through the slides' backward.
 
         J and its gradient come from one sweep over blocks of ``block_rows`` rows of X (None: chosen from d1);
         see :func:`~torch_shallow.functional.shallow_bce`, also for ``check_inputs``.
@@ -171,11 +186,12 @@ class ShallowNet(nn.Module):
         the rows giving J, ∇J written into ``.grad`` as there, and the labels predicted right if ``count_right``
         (:func:`~torch_shallow.functional.cost_and_gradients`). Y is (n, d2) in X's dtype."""
         params = (self.W1, self.b1, self.W2, self.b2)
-        needs = (False, *(p.requires_grad for p in params))
+        needs = (False, *(p is not None and p.requires_grad for p in params))
         with torch.no_grad():
             result = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output, count_right)
         for p, g in zip(params, result.gradients[1:]):
-            p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay
+            if p is not None:
+                p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay
         return result
 
     def extra_repr(self) -> str:
@@ -183,4 +199,5 @@ class ShallowNet(nn.Module):
             f"in_features={self.in_features}, hidden_features={self.hidden_features}, "
             f"out_features={self.out_features}, activation={self.activation!r}"
             + (f", output={self.output!r}" if self.output != "sigmoid" else "")
+            + (f", bias={self.bias}" if self.bias != (True, True) else "")
         )

@@ -8,6 +8,7 @@ as for one model (:mod:`~torch_shallow.functional`), through the same training l
 Models of different hidden sizes are padded to the largest, d1max. A padded unit has zero weights in and out:
 its Z1 is 0 and it adds 0 to Z2, so J and every other gradient are those of the model alone. Only dW2's padded
 columns, dZ2ᵀ A1 with A1 = σ(0), are not zero; they are masked before each step, so padded units stay exactly zero.
+A model without a bias (``bias=False``) has one of zeros in the stack, whose gradient is zeroed before each step.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ class ModelStack:
             if not isinstance(m, ShallowNet):
                 raise TypeError(f"models[{k}] must be a ShallowNet, got {type(m).__name__}")
             check_parameters(m.W1, m.b1, m.W2, m.b2)
-            frozen = [name for name in PARAMETERS if not getattr(m, name).requires_grad]
+            frozen = [
+                name for name in PARAMETERS if getattr(m, name) is not None and not getattr(m, name).requires_grad
+            ]
             if frozen:  # the stack trains every parameter of every model
                 raise ValueError(
                     f"models[{k}].{frozen[0]} does not require a gradient; fit_many trains all of a "
@@ -151,7 +154,8 @@ class ModelStack:
         with torch.no_grad():
             for k, m in enumerate(models):
                 for name, p in zip(PARAMETERS, self.parameters()):
-                    self._unpadded(p[k], name, self.hidden[k]).copy_(getattr(m, name))
+                    if getattr(m, name) is not None:
+                        self._unpadded(p[k], name, self.hidden[k]).copy_(getattr(m, name))
         self.lrs = list(map(float, lrs))
         self._lr = torch.tensor(self.lrs, **factory)
         names = tuple(m.activation for m in models)
@@ -159,6 +163,9 @@ class ModelStack:
         self.output = first.output
         units = torch.arange(d1, device=first.W1.device) < torch.tensor(self.hidden, device=first.W1.device)[:, None]
         self.unit_mask = None if min(self.hidden) == d1 else units[:, None, :].to(first.W1.dtype)  # (K, 1, d1max)
+        self.biasless = {
+            i: [k for k, m in enumerate(models) if getattr(m, name) is None] for i, name in ((1, "b1"), (3, "b2"))
+        }
         self._gradients: list[Tensor] = []
         self._previous = [p.clone() for p in self.parameters()]  # θ before the last step
 
@@ -181,6 +188,9 @@ class ModelStack:
         self._gradients = list(result.gradients[1:])
         if self.unit_mask is not None:
             self._gradients[2].mul_(self.unit_mask)
+        for i, models in self.biasless.items():  # models without that bias keep it at zero
+            if models:
+                self._gradients[i][models] = 0
         return result
 
     def gradients(self) -> list[Tensor]:
@@ -221,6 +231,8 @@ class ModelStack:
             m, h = self.nets[k], self.hidden[k]
             for i, (name, p) in enumerate(zip(PARAMETERS, self.parameters())):
                 target = getattr(m, name)
+                if target is None:
+                    continue
                 with torch.no_grad():
                     target.copy_(self._unpadded(p[k], name, h))
                 if self._gradients:

@@ -175,12 +175,13 @@ class History:
         return self.stop_reason == "converged"
 
     def summary(self) -> str:
-        val = "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
+        if math.isnan(self.train_accuracy):
+            accuracy = ""  # identity outputs: real numbers, not labels
+        else:
+            accuracy = f", training accuracy {100 * self.train_accuracy:.2f}%"
+            accuracy += "" if self.val_accuracy is None else f", validation accuracy {100 * self.val_accuracy:.2f}%"
         best = "" if self.stop_reason != "early_stopping" else f", best epoch {self.best_epoch}"
-        return (
-            f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}, "
-            f"training accuracy {100 * self.train_accuracy:.2f}%{val}"
-        )
+        return f"{self.epochs} epochs ({self.stop_reason}{best}), final cost {self.final_cost:.6f}{accuracy}"
 
 
 class Trainee(Protocol):
@@ -413,7 +414,7 @@ def run_training(
     the run is ``log_dir`` itself."""
     config = _absolute(config)
     reference = trainee.reference
-    check_parameters(*reference.parameters())
+    check_parameters(reference.W1, reference.b1, reference.W2, reference.b2)
     if not any(p.requires_grad for p in reference.parameters()):
         raise ValueError("none of the model's parameters requires a gradient: there is nothing to train")
     for k, callback in enumerate(callbacks):

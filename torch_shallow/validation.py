@@ -48,22 +48,25 @@ def _all_finite(t: Tensor) -> bool:
         return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
-def check_parameters(W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor) -> None:
-    """θ = (W1 (d1, d), b1 (d1,), W2 (d2, d1), b2 (d2,)): consistent shapes, one floating dtype, one device."""
+def check_parameters(W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None) -> None:
+    """θ = (W1 (d1, d), b1 (d1,), W2 (d2, d1), b2 (d2,)): consistent shapes, one floating dtype, one device. A bias
+    may be None: a layer without one."""
     for name, t in (("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2)):
-        _require_tensor(name, t)
+        if t is not None or name in ("W1", "W2"):
+            _require_tensor(name, t)
     if W1.dim() != 2 or W2.dim() != 2:
         raise ValueError(f"W1 and W2 must be 2-D, got W1 of shape {tuple(W1.shape)}, W2 of shape {tuple(W2.shape)}")
     d1, d2 = W1.shape[0], W2.shape[0]
     expected = {"b1": (d1,), "W2": (d2, d1), "b2": (d2,)}
-    for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
+    present = [(name, t) for name, t in (("b1", b1), ("W2", W2), ("b2", b2)) if t is not None]
+    for name, t in present:
         if tuple(t.shape) != expected[name]:
             raise ValueError(
                 f"{name} must have shape {expected[name]} to match W1 {tuple(W1.shape)}, got {tuple(t.shape)}"
             )
     if not W1.is_floating_point():
         raise TypeError(f"parameters must be floating point, got W1 of dtype {W1.dtype}")
-    for name, t in (("b1", b1), ("W2", W2), ("b2", b2)):
+    for name, t in present:
         if t.dtype != W1.dtype or t.device != W1.device:
             raise TypeError(
                 f"parameters must share one dtype and device: W1 has dtype {W1.dtype} on {W1.device}, "
@@ -94,7 +97,8 @@ def check_features(X: Tensor, W1: Tensor) -> None:
 
 def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor, output: str = "sigmoid") -> Tensor:
     """Y holds labels in [0, 1] of shape (n, d2), or (n,) when d2 = 1; for softmax outputs, each row a
-    probability distribution over the d2 classes (one-hot, or soft labels summing to 1).
+    probability distribution over the d2 classes (one-hot, or soft labels summing to 1); for identity outputs, any
+    finite real numbers.
 
     Returns Y as an (n, d2) tensor in ``like``'s dtype: labels given as bool or integer tensors are converted,
     since 0 and 1 are exact in every floating dtype.
@@ -116,7 +120,7 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor, output: st
             low, high = (v.item() for v in torch.aminmax(Y))  # NaN propagates into both
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"Y contains NaN or inf ({_describe(Y)})")
-        if low < 0 or high > 1:
+        if output != "identity" and (low < 0 or high > 1):
             raise ValueError(f"Y must hold labels in [0, 1]; got values from {low} to {high}")
         if output == "softmax":
             with intra_op_threads(1):
@@ -129,7 +133,7 @@ def check_targets(Y: Tensor, Z2_shape: tuple[int, int], like: Tensor, output: st
     return Y
 
 
-def check_net_inputs(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, activation: str) -> None:
+def check_net_inputs(X: Tensor, W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None, activation: str) -> None:
     """The checks of the network's inputs: activation, parameters, X."""
     get_activation(activation)
     check_parameters(W1, b1, W2, b2)
@@ -137,8 +141,8 @@ def check_net_inputs(X: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, 
 
 
 def check_output(output: str, d2: int) -> None:
-    if output not in ("sigmoid", "softmax"):
-        raise ValueError(f"output must be 'sigmoid' or 'softmax', got {output!r}")
+    if output not in ("sigmoid", "softmax", "identity"):
+        raise ValueError(f"output must be 'sigmoid', 'softmax' or 'identity', got {output!r}")
     if output == "softmax" and d2 < 2:
         raise ValueError(f"softmax outputs need at least 2 classes (out_features), got {d2}")
 
@@ -147,9 +151,9 @@ def check_cost_inputs(
     X: Tensor,
     Y: Tensor,
     W1: Tensor,
-    b1: Tensor,
+    b1: Tensor | None,
     W2: Tensor,
-    b2: Tensor,
+    b2: Tensor | None,
     activation: str,
     block_rows: int | None,
     output: str = "sigmoid",

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..callbacks import Callback
 from ..checkpoint import CheckpointError, load_checkpoint, save_model, trained_weights
 from ..data import load_training_data
 from ..distributed import init_from_environment, world
@@ -148,7 +149,7 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
         if args.save is not None and rank == 0:
             check_save_path(args.save, config.checkpoint, args.resume)
         try:
-            history = fit(net, X, Y, config, val=val, hparams=run, resume_from=args.resume)
+            history = fit(net, X, Y, config, val=val, hparams=run, resume_from=args.resume, callbacks=instruments(args))
         except TrainingInterrupted as stop:
             if stop.finished and rank == 0:  # a signal as training ended: the run is complete, report it
                 report(args, experiment, stop.history, net, config, already)
@@ -231,6 +232,7 @@ def sweep(args: argparse.Namespace, given: set[str]) -> None:
                 hparams=hparams,
                 run_names=names,
                 resume_from=args.resume,
+                callbacks=instruments(args),
             )
         except TrainingInterrupted as stop:
             if stop.finished and rank == 0:  # a signal as training ended: the sweep is complete, report it
@@ -284,6 +286,18 @@ def load_data(
         dtype=dtype,
         device=device,
     )
+
+
+def instruments(args: argparse.Namespace) -> list[Callback]:
+    """The training-dynamics callbacks that --sharpness-every and --kernel-every ask for."""
+    from ..instruments import KernelDrift, Sharpness  # torch.func's machinery, for runs that ask for it
+
+    chosen: list[Callback] = []
+    if args.sharpness_every is not None:
+        chosen.append(Sharpness(every=args.sharpness_every))
+    if args.kernel_every is not None:
+        chosen.append(KernelDrift(every=args.kernel_every))
+    return chosen
 
 
 def resume_command(command: str, checkpoint: Path) -> str:

@@ -62,6 +62,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     model.add_argument("--save", type=Path, help="write the trained model's state_dict to this file")
     training = _training_options(train)
     training.add_argument("--lr", type=POSITIVE.parse, default=TrainConfig.lr, help="learning rate α" + DEFAULT)
+    _instrument_options(train)
     faults = _run_options(train, "run")
     faults.add_argument(
         "--init-from",
@@ -92,6 +93,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     training.add_argument(
         "--lr", type=POSITIVE.parse, nargs="+", default=[TrainConfig.lr], help="learning rates α" + DEFAULT
     )
+    _instrument_options(sweep)
     _run_options(sweep, "sweep")
 
     convert = commands.add_parser(
@@ -168,6 +170,23 @@ def _training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         "evaluations, keeping the best epoch's parameters (needs --val-fraction)",
     )
     return training
+
+
+def _instrument_options(parser: argparse.ArgumentParser) -> None:
+    instruments = parser.add_argument_group("training dynamics")
+    instruments.add_argument(
+        "--sharpness-every",
+        type=POSITIVE_INT.parse,
+        metavar="K",
+        help="log the sharpness (the Hessian's top eigenvalue) and 2/lr every K epochs",
+    )
+    instruments.add_argument(
+        "--kernel-every",
+        type=POSITIVE_INT.parse,
+        metavar="K",
+        help="log the change of the weights and of the neural tangent kernel, and the kernel's alignment with the "
+        "labels, every K epochs",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
