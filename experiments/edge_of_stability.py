@@ -21,7 +21,7 @@ import torch
 from numpy.polynomial import chebyshev
 
 from torch_shallow import ShallowNet, TrainConfig, fit_many
-from torch_shallow.dynamics import sharpness
+from torch_shallow.instruments import Sharpness
 
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -49,21 +49,15 @@ def cohen_network(seed: int = 0, hidden_bias: str = "zero") -> ShallowNet:
 
 
 def train(lrs: list[float], steps: int, every: int) -> tuple[list[int], torch.Tensor, list[list[float]]]:
-    """(the steps t at which the sharpness was measured, the sharpness (T, K) there, each model's costs J(θ(t))).
-
-    Trained in segments of ``every`` epochs, each ``fit_many`` going on from the models' θ (plain gradient descent
-    keeps no other state), with the sharpness measured between segments; a ``Sharpness(every)`` callback in the
-    training loop does the same in one call."""
+    """(the steps t at which the sharpness was measured, the sharpness (T, K) there, each model's costs J(θ(t))),
+    from one ``fit_many`` of every η with a ``Sharpness(every)`` callback, which measures at t = 0, every, 2·every..."""
     X, Y = chebyshev_data()
     models = [cohen_network() for _ in lrs]
-    config = TrainConfig(max_epochs=every, tol=0, progress=False)
-    measured, values, costs = [0], [sharpness(models, X, Y)[:, 0]], [[] for _ in lrs]
-    for t in range(every, steps + 1, every):
-        for k, history in enumerate(fit_many(models, X, Y, config, lrs=lrs)):
-            costs[k] += history.costs
-        measured.append(t)
-        values.append(sharpness(models, X, Y)[:, 0])
-    return measured, torch.stack(values), costs
+    config = TrainConfig(max_epochs=steps, tol=0, progress=False)
+    histories = fit_many(models, X, Y, config, lrs=lrs, callbacks=[Sharpness(every=every)])
+    measured = [t for t, _ in histories[0].metrics["dynamics/sharpness"]]
+    values = torch.tensor([[value for _, value in h.metrics["dynamics/sharpness"]] for h in histories]).T
+    return measured, values, [h.costs for h in histories]
 
 
 def main() -> None:
