@@ -1,0 +1,343 @@
+"""The training loop's epochs run as compiled code: the epochs between two events of the loop in one call.
+
+On small data an eager epoch is the fixed cost of some twenty PyTorch calls, not arithmetic. Here the slides' steps
+2-4 of a whole run of epochs are traced once from :func:`~torch_shallow.functional.cost_and_gradients` (the same
+formulas, not a copy) and compiled by Inductor into one C++ loop, ``torch._higher_order_ops.while_loop`` around one
+epoch, with the loop's bookkeeping (costs, divergence, convergence) inside it::
+
+    for t in t0, t0 + 1, ..., while some model runs:
+        J, ∇J = J(θ(t)), ∇J(θ(t))                                      over all n rows
+        J NaN, inf or > L_k:  model k stops, θ_k ← θ_k(t-1)             (diverged; epochs stays t)
+        otherwise:            costs[t] = J;  θ ← θ - α_k ∇J;  epochs = t + 1
+                              t > 0 and |J(θ(t)) - J(θ(t-1))| < tol: model k stops          (converged)
+
+with L_k = ``DIVERGENCE_FACTOR`` × max(J_k(θ(0)), 1), the rules of :func:`~torch_shallow.trainer.train`. Each model
+stops on its own; a stopped model no longer moves.
+
+Two compiler settings make it fast: the C++ wrapper (``cpp_wrapper``), so that the loop itself runs in C++, and the
+decomposition of every matrix product into a product and a sum (Inductor's ``decompose_mm_pass``), which Inductor
+then fuses with the element-wise work around it: an epoch becomes one C++ function, where a product left to the BLAS
+would be a call of its own. That suits the small problems compiling is for (:func:`should_compile`), not large ones.
+
+A while loop, rather than a fixed number of epochs unrolled per call, because it stops at any epoch, compiles in
+seconds whatever the count, and its compiled epoch is as fast as an unrolled one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .functional import Activations, cost_and_gradients
+
+# The stop codes of each model, as :class:`Chunk` returns them.
+RUNNING, CONVERGED, DIVERGED = 0, 1, 2
+# As trainer.DIVERGENCE_FACTOR: the cost has diverged once it exceeds this many times max(J(θ(0)), 1).
+DIVERGENCE_FACTOR = 100.0
+# Epochs per compiled call at most: the length of the buffer the costs are written into. Larger chunks take several
+# calls, each a few tens of µs of Python.
+CALL_EPOCHS = 256
+# A chunk should return within this many seconds, so that Ctrl-C (handled between chunks) stops within about a second.
+CHUNK_SECONDS = 0.5
+
+
+class Chunk(NamedTuple):
+    """What one chunk of epochs t0 … t0 + count - 1 did."""
+
+    costs: Tensor  # (count, K): J_k(θ(t0 + i)) where model k took epoch t0 + i, NaN where it did not
+    epochs: Tensor  # (K,) int64: gradient steps each model has taken in all, t + 1 after its last epoch t
+    stops: Tensor  # (K,) int64: RUNNING, CONVERGED or DIVERGED
+    right: Tensor  # (K,) int64: labels predicted right at θ(t) of each model's last epoch t of the chunk
+    grad_norms: Tensor  # (K,): ‖∇J(θ(t))‖ there, padded units excluded
+
+
+@dataclass
+class ChunkState:
+    """The loop's state between chunks, as tensors. ``params`` are the caller's θ, updated in place; the others
+    belong to the chunks. Make it with :meth:`start`."""
+
+    params: list[Tensor]  # θ(t) = [W1, b1, W2, b2], with or without a leading model axis
+    previous: list[Tensor]  # θ(t - 1), put back when J(θ(t)) diverges
+    last_cost: Tensor  # (K,) float64: J(θ(t - 1)), for the convergence test; NaN before the first epoch
+    limit: Tensor  # (K,) float64: the divergence limit L_k; set at epoch 0
+    stops: Tensor  # (K,) int64 stop codes
+    epochs: Tensor  # (K,) int64
+    right: Tensor  # (K,) int64, of the last epoch
+    grad_norms: Tensor  # (K,), of the last epoch
+
+    @classmethod
+    def start(
+        cls,
+        params: list[Tensor],
+        first_costs: list[float | None] | None = None,
+        last_costs: list[float | None] | None = None,
+        epochs: list[int] | None = None,
+        running: list[bool] | None = None,
+    ) -> ChunkState:
+        """The state of K models with parameters ``params`` (tensors the chunks update in place), before their first
+        epoch, or, on a resume, after ``epochs[k]`` epochs whose first and last costs were ``first_costs[k]`` and
+        ``last_costs[k]`` (None where there are none), model k still running where ``running[k]``."""
+        stacked = params[0].dim() == 3
+        K = params[0].shape[0] if stacked else 1
+        device = params[0].device
+        f64 = {"dtype": torch.float64, "device": device}
+        i64 = {"dtype": torch.int64, "device": device}
+
+        def floats(values: list[float | None] | None, missing: float) -> Tensor:
+            values = values or [None] * K
+            return torch.tensor([missing if v is None else v for v in values], **f64)
+
+        first = floats(first_costs, math.nan)
+        return cls(
+            params=params,
+            previous=[p.detach().clone() for p in params],
+            last_cost=floats(last_costs, math.nan),
+            limit=torch.where(first.isnan(), math.inf, DIVERGENCE_FACTOR * first.clamp_min(1.0)),
+            stops=torch.tensor([RUNNING if on else CONVERGED for on in (running or [True] * K)], **i64),
+            epochs=torch.tensor(epochs or [0] * K, **i64),
+            right=torch.zeros(K, **i64),
+            grad_norms=torch.full((K,), math.nan, dtype=params[0].dtype, device=device),
+        )
+
+    def tensors(self) -> list[Tensor]:
+        return [*self.params, *self.previous, self.last_cost, self.limit, self.stops, self.epochs]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the compiled epoch is specialised on, besides the shapes and dtypes of its tensors."""
+
+    activation: Activations
+    output: str
+    trainable: tuple[bool, bool, bool, bool]  # which of W1, b1, W2, b2 take steps
+    n: int  # the number of samples J averages over
+
+
+def _epoch(problem: Problem, t: Tensor, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """One epoch t of the loop for every model; returns J (K,) and the new state, whose tensors are those of
+    :meth:`ChunkState.tensors` and the right answers and ‖∇J‖ of this epoch (kept where the model ran)."""
+    X, Y, lrs, tol, unit_mask = data
+    params, previous = list(state[0:4]), list(state[4:8])
+    last_cost, limit, stops, epochs, right, grad_norms = state[8:]
+    needs = (False, *problem.trainable)
+    sweep = cost_and_gradients(
+        X, Y, *params, problem.activation, needs, n=problem.n, output=problem.output, count_right=True
+    )
+    stacked = params[0].dim() == 3
+    J = sweep.J.reshape(-1)  # (K,)
+    cost = J.double()  # compared in float64, as the eager loop compares Python floats
+    limit = torch.where(t == 0, DIVERGENCE_FACTOR * cost.clamp_min(1.0), limit)
+    running = stops == RUNNING
+    diverged = running & ~(cost <= limit)  # NaN fails every comparison
+    ok = running & ~diverged
+    gradients = list(sweep.gradients[1:])
+    if unit_mask is not None:
+        gradients[2] = gradients[2] * unit_mask  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
+    squares = 0
+    new_params, new_previous = [], []
+    for p, p_prev, g in zip(params, previous, gradients):
+        if g is None:  # a frozen parameter
+            new_params.append(p)
+            new_previous.append(p_prev)
+            continue
+        on, back = _per_model(ok, p, stacked), _per_model(diverged, p, stacked)
+        step = p - _per_model(lrs, p, stacked) * g  # θ ← θ - α_k ∇J
+        new_params.append(torch.where(on, step, torch.where(back, p_prev, p)))
+        new_previous.append(torch.where(on, p, p_prev))
+        squares = squares + g.square().sum(dim=tuple(range(1 if stacked else 0, g.dim()))).reshape(-1)
+    converged = ok & (t > 0) & ((cost - last_cost).abs() < tol)
+    stops = torch.where(diverged, DIVERGED, torch.where(converged, CONVERGED, stops))
+    epochs = torch.where(ok, t + 1, epochs)
+    last_cost = torch.where(ok, cost, last_cost)
+    right = torch.where(ok, sweep.right.reshape(-1), right)
+    grad_norms = torch.where(ok, torch.sqrt(squares), grad_norms)
+    costs = torch.where(ok, J, math.nan)
+    return costs, *new_params, *new_previous, last_cost, limit, stops, epochs, right, grad_norms
+
+
+def _per_model(values: Tensor, p: Tensor, stacked: bool) -> Tensor:
+    """(K,) values broadcast against a parameter: (K, 1, ...) for a stack, a scalar for one model."""
+    return values.view(-1, *[1] * (p.dim() - 1)) if stacked else values.view(())
+
+
+def _chunk(
+    problem: Problem,
+    t0: Tensor,
+    count: Tensor,
+    costs: Tensor,
+    data: tuple[Tensor, ...],
+    state: tuple[Tensor, ...],
+) -> None:
+    """Epochs t0 … t0 + count - 1, stopping early once no model runs: the costs into ``costs`` (count, K), the
+    state updated in place. Traced by torch.compile as a ``while_loop``."""
+    from torch._higher_order_ops import while_loop
+
+    def running(i: Tensor, *carried: Tensor) -> Tensor:
+        return (i < count) & (carried[10] == RUNNING).any()
+
+    def epoch(i: Tensor, *carried: Tensor) -> tuple[Tensor, ...]:
+        J, *carried = _epoch(problem, t0 + i, data, carried)
+        costs.index_put_((i.reshape(1),), J.reshape(1, -1))  # allowed: costs is not carried
+        return i + 1, *carried
+
+    final = while_loop(running, epoch, (torch.zeros_like(t0), *state))
+    for target, value in zip(state, final[1:]):
+        target.copy_(value)
+
+
+def _chunk_eager(
+    problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tuple[Tensor, ...], state: tuple[Tensor, ...]
+) -> None:
+    """:func:`_chunk` without the compiler, an epoch at a time."""
+    stops = state[10]
+    for i in range(int(count)):
+        if not (stops == RUNNING).any():
+            break
+        J, *new = _epoch(problem, t0 + i, data, state)
+        costs[i] = J
+        for target, value in zip(state, new):
+            target.copy_(value)
+
+
+# ---- compiling ------------------------------------------------------------------------------------------------------
+
+# Inductor's settings for the chunk: see the module's docstring. The thresholds of decompose_mm_pass are the sizes up
+# to which a product is decomposed; every product of a problem small enough to compile is below them.
+_DECOMPOSE = {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": 1 << 30}
+INDUCTOR_OPTIONS = {"cpp_wrapper": True, "post_grad_fusion_options": {"decompose_mm_pass": _DECOMPOSE}}
+
+
+@functools.cache
+def compile_available() -> bool:
+    """Whether torch.compile can build the chunk here: a platform Dynamo supports and a C++ compiler for Inductor's
+    CPU code. Checked once; where it cannot, one warning says why, and the chunks run eagerly."""
+    reason = None
+    if sys.platform == "win32":
+        reason = "Inductor's C++ wrapper is not supported on Windows here"
+    elif not torch._dynamo.is_dynamo_supported():
+        reason = f"torch.compile does not support Python {sys.version.split()[0]}"
+    else:
+        from torch._inductor import config
+
+        compilers = config.cpp.cxx if isinstance(config.cpp.cxx, (list, tuple)) else (config.cpp.cxx,)
+        if not any(c is not None and shutil.which(c) for c in (os.environ.get("CXX"), *compilers)):
+            reason = "no C++ compiler was found (Inductor looks for $CXX, then g++); install one, e.g. g++"
+    if reason is not None:
+        _warn_eager(reason)
+    return reason is None
+
+
+def _warn_eager(reason: str) -> None:
+    warnings.warn(f"compiled training is not available: {reason}; training runs eagerly", RuntimeWarning, 2)
+
+
+_compiled: dict[tuple, Callable[..., None]] = {}
+
+
+def _key(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> tuple:
+    tensors = [t for t in (*data, *state) if t is not None]
+    return (problem, tuple((tuple(t.shape), t.dtype, t.device.type) for t in tensors), data[-1] is None)
+
+
+def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> Callable[..., None]:
+    """The compiled :func:`_chunk` for these shapes, dtypes, device and problem, made once per process (Inductor's
+    on-disk caches, on by default, spare later processes most of the compile)."""
+    key = _key(problem, data, state)
+    if key not in _compiled:
+        _decompose_every_product()
+        _compiled[key] = torch.compile(
+            functools.partial(_chunk, problem), fullgraph=True, dynamic=False, options=INDUCTOR_OPTIONS
+        )
+    return _compiled[key]
+
+
+def _decompose_every_product() -> None:
+    # decompose_mm_pass reads its thresholds from config.post_grad_fusion_options when it is first imported only; the
+    # same values are in INDUCTOR_OPTIONS, so that they are part of the compile caches' key. They take effect only in
+    # compiles that turn decompose_mm_pass on, which by default none do.
+    from torch._inductor.fx_passes import decompose_mem_bound_mm
+
+    for name, value in _DECOMPOSE.items():
+        setattr(decompose_mem_bound_mm, name, value)
+
+
+class Chunks:
+    """Runs epochs of the training loop for K models on (X, Y), compiled where possible.
+
+    Args:
+        X, Y: (n, d) and (n, d2) tensors, Y in X's dtype.
+        state: the loop's state, :meth:`ChunkState.start`; its ``params`` are updated in place.
+        lrs: α_k of each model.
+        activation, output: the models' (one activation, or one per model of a stack).
+        tol: stop a model once |J(θ(t)) - J(θ(t-1))| < tol; 0 never.
+        unit_mask: (K, 1, d1max) 1 for a model's own hidden units, 0 for padding, or None.
+        trainable: which of W1, b1, W2, b2 take steps.
+        compile: False runs the same epochs eagerly.
+    """
+
+    def __init__(
+        self,
+        X: Tensor,
+        Y: Tensor,
+        state: ChunkState,
+        lrs: list[float],
+        *,
+        activation: Activations,
+        output: str = "sigmoid",
+        tol: float = 0.0,
+        unit_mask: Tensor | None = None,
+        trainable: tuple[bool, bool, bool, bool] = (True, True, True, True),
+        compile: bool = True,
+    ) -> None:
+        p = state.params[0]
+        self.state = state
+        self.problem = Problem(activation, output, tuple(trainable), X.shape[0])
+        lrs = torch.tensor(lrs, dtype=p.dtype, device=p.device)
+        tol = torch.tensor(tol, dtype=torch.float64, device=p.device)
+        self.data = (X, Y, lrs, tol, unit_mask)
+        self.carried = (*state.tensors(), state.right, state.grad_norms)
+        self.K = lrs.shape[0]
+        self.compile = compile and compile_available()
+
+    def __call__(self, t0: int, count: int) -> Chunk:
+        """Epochs t0 … t0 + count - 1, or fewer where every model stops before; see :class:`Chunk`. ``count`` is
+        the caller's to bound (:func:`epochs_per_chunk`), so that a chunk stays short."""
+        p = self.state.params[0]
+        costs = torch.full((count, self.K), math.nan, dtype=torch.promote_types(p.dtype, torch.float32))
+        with torch.no_grad():
+            for start in range(0, count, CALL_EPOCHS):
+                calls = min(CALL_EPOCHS, count - start)
+                self._call(t0 + start, calls, costs[start : start + calls])
+                if not (self.state.stops == RUNNING).any():
+                    break
+        s = self.state
+        return Chunk(costs, s.epochs.clone(), s.stops.clone(), s.right.clone(), s.grad_norms.clone())
+
+    def _call(self, t0: int, count: int, costs: Tensor) -> None:
+        t0_, count_ = torch.tensor(t0), torch.tensor(count)
+        if self.compile:
+            buffer = torch.full((CALL_EPOCHS, self.K), math.nan, dtype=costs.dtype)
+            try:
+                compiled_chunk(self.problem, self.data, self.carried)(t0_, count_, buffer, self.data, self.carried)
+                costs.copy_(buffer[:count])
+                return
+            except Exception as error:  # noqa: BLE001 -- any failure of the compiler: train on, eagerly
+                _warn_eager(f"torch.compile failed ({type(error).__name__}: {error})")
+                self.compile = False
+        _chunk_eager(self.problem, t0_, count_, costs, self.data, self.carried)
+
+
+def epochs_per_chunk(epoch_seconds: float, seconds: float = CHUNK_SECONDS) -> int:
+    """How many epochs of ``epoch_seconds`` each fit in a chunk of ``seconds``: at least 1."""
+    return max(1, int(seconds / max(epoch_seconds, 1e-9)))
