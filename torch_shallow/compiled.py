@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from .functional import Activations, cost_and_gradients
+from .parallel import threads_for_training
 
 # The stop codes of each model, as :class:`Chunk` returns them.
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
@@ -212,10 +213,21 @@ def _chunk_eager(
 
 # ---- compiling ------------------------------------------------------------------------------------------------------
 
-# Inductor's settings for the chunk: see the module's docstring. The thresholds of decompose_mm_pass are the sizes up
-# to which a product is decomposed; every product of a problem small enough to compile is below them.
-_DECOMPOSE = {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": 1 << 30}
-INDUCTOR_OPTIONS = {"cpp_wrapper": True, "post_grad_fusion_options": {"decompose_mm_pass": _DECOMPOSE}}
+# Inductor's settings for the chunk: see the module's docstring.
+INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+# Whole-epoch fusion, every product decomposed, pays where an epoch multiplies at most this many numbers
+# (n (d + d2) K d1max); beyond, a product summing over the n rows, which Inductor recomputes its inputs for inside the
+# reduction, costs more than the BLAS call it replaces, and only the products with short sums over d or d1 are
+# decomposed.
+FUSE_ALL_LIMIT = 1 << 16
+
+
+def _decomposition(n: int, d: int, d2: int, units: int) -> dict[str, int]:
+    """Thresholds of Inductor's decompose_mm_pass for this problem (units = K d1max): it decomposes a product A B
+    where A has at most ``first`` rows and B at most ``other`` rows and columns."""
+    if n * (d + d2) * units <= FUSE_ALL_LIMIT:
+        return {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": 1 << 30}
+    return {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": max(d, d2, units)}
 
 
 @functools.cache
@@ -255,21 +267,23 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
     on-disk caches, on by default, spare later processes most of the compile)."""
     key = _key(problem, data, state)
     if key not in _compiled:
-        _decompose_every_product()
-        _compiled[key] = torch.compile(
-            functools.partial(_chunk, problem), fullgraph=True, dynamic=False, options=INDUCTOR_OPTIONS
-        )
+        X, Y, W1 = data[0], data[1], state[0]
+        thresholds = _decomposition(X.shape[0], X.shape[1], Y.shape[1], math.prod(W1.shape[:-1]))
+        options = {**INDUCTOR_OPTIONS, "post_grad_fusion_options": {"decompose_mm_pass": thresholds}}
+        compiled = torch.compile(functools.partial(_chunk, problem), fullgraph=True, dynamic=False, options=options)
+
+        def chunk(*args: object) -> None:
+            # decompose_mm_pass reads its thresholds from config.post_grad_fusion_options only when it is imported;
+            # they are set for the compile (the first call) here, and are in the options too, so that they are part of
+            # the compile caches' key. They matter only to compiles that turn the pass on, which by default none do.
+            from torch._inductor.fx_passes import decompose_mem_bound_mm
+
+            for name, value in thresholds.items():
+                setattr(decompose_mem_bound_mm, name, value)
+            compiled(*args)
+
+        _compiled[key] = chunk
     return _compiled[key]
-
-
-def _decompose_every_product() -> None:
-    # decompose_mm_pass reads its thresholds from config.post_grad_fusion_options when it is first imported only; the
-    # same values are in INDUCTOR_OPTIONS, so that they are part of the compile caches' key. They take effect only in
-    # compiles that turn decompose_mm_pass on, which by default none do.
-    from torch._inductor.fx_passes import decompose_mem_bound_mm
-
-    for name, value in _DECOMPOSE.items():
-        setattr(decompose_mem_bound_mm, name, value)
 
 
 class Chunks:
@@ -309,13 +323,16 @@ class Chunks:
         self.carried = (*state.tensors(), state.right, state.grad_norms)
         self.K = lrs.shape[0]
         self.compile = compile and compile_available()
+        dtype = torch.promote_types(p.dtype, torch.float32)  # J's, as cross_entropy returns it
+        self._buffer = torch.empty((CALL_EPOCHS, self.K), dtype=dtype, device=p.device)
+        self._compiled = compiled_chunk(self.problem, self.data, self.carried) if self.compile else None
 
     def __call__(self, t0: int, count: int) -> Chunk:
         """Epochs t0 … t0 + count - 1, or fewer where every model stops before; see :class:`Chunk`. ``count`` is
         the caller's to bound (:func:`epochs_per_chunk`), so that a chunk stays short."""
-        p = self.state.params[0]
-        costs = torch.full((count, self.K), math.nan, dtype=torch.promote_types(p.dtype, torch.float32))
-        with torch.no_grad():
+        costs = torch.full((count, self.K), math.nan, dtype=self._buffer.dtype, device=self._buffer.device)
+        # Inductor's kernels take the thread count at compile time: the one the eager loop trains with.
+        with torch.no_grad(), threads_for_training(self.data[0], self.state.params[0].shape[-2]):
             for start in range(0, count, CALL_EPOCHS):
                 calls = min(CALL_EPOCHS, count - start)
                 self._call(t0 + start, calls, costs[start : start + calls])
@@ -325,12 +342,13 @@ class Chunks:
         return Chunk(costs, s.epochs.clone(), s.stops.clone(), s.right.clone(), s.grad_norms.clone())
 
     def _call(self, t0: int, count: int, costs: Tensor) -> None:
-        t0_, count_ = torch.tensor(t0), torch.tensor(count)
+        device = self._buffer.device
+        t0_, count_ = torch.tensor(t0, device=device), torch.tensor(count, device=device)
         if self.compile:
-            buffer = torch.full((CALL_EPOCHS, self.K), math.nan, dtype=costs.dtype)
             try:
-                compiled_chunk(self.problem, self.data, self.carried)(t0_, count_, buffer, self.data, self.carried)
-                costs.copy_(buffer[:count])
+                self._buffer.fill_(math.nan)  # the loop writes only the epochs it runs
+                self._compiled(t0_, count_, self._buffer, self.data, self.carried)
+                costs.copy_(self._buffer[:count])
                 return
             except Exception as error:  # noqa: BLE001 -- any failure of the compiler: train on, eagerly
                 _warn_eager(f"torch.compile failed ({type(error).__name__}: {error})")
@@ -341,3 +359,45 @@ class Chunks:
 def epochs_per_chunk(epoch_seconds: float, seconds: float = CHUNK_SECONDS) -> int:
     """How many epochs of ``epoch_seconds`` each fit in a chunk of ``seconds``: at least 1."""
     return max(1, int(seconds / max(epoch_seconds, 1e-9)))
+
+
+# ---- when compiling pays ---------------------------------------------------------------------------------------------
+
+# Rough costs on a 2-core x86 server core, enough to tell a run that repays its compile from one that does not (the
+# benchmark, experiments/benchmark.py --only compiled, measures them). An eager epoch on small data is the fixed cost of
+# its PyTorch calls, a little more for each model of a stack; a compiled one is a C++ loop.
+EAGER_EPOCH_SECONDS = 80e-6
+EAGER_MODEL_SECONDS = 10e-6  # each model of a stack adds this much to an eager epoch
+COMPILED_EPOCH_SECONDS = 15e-6
+FLOPS_PER_SECOND = {"eager": 20e9, "compiled": 5e9}  # the products' throughput, BLAS and decomposed
+COMPILE_SECONDS = 15.0
+SMALL_LIMIT = 1 << 21  # beyond this many numbers multiplied per epoch (n (d + d2) K d1max), an epoch is arithmetic  # a first compile, with a cold on-disk cache; a cached one takes about half
+
+
+def should_compile(
+    mode: str | bool,
+    n: int,
+    d: int,
+    d1max: int,
+    K: int,
+    epochs_to_run: int,
+    device: torch.device | str,
+    out_features: int = 1,
+) -> bool:
+    """Whether to train compiled: ``mode`` True or False, where compiling is possible (:func:`compile_available`);
+    "auto" where it is also expected to pay: on the CPU, for a problem small enough for its products to be decomposed
+    (``DECOMPOSE_LIMIT``), when the eager epochs' expected time exceeds the compiled epochs' by more than a compile
+    takes. Large data, whose epochs are arithmetic, and short runs stay eager."""
+    if mode not in ("auto", True, False):
+        raise ValueError(f"compile must be 'auto', True or False, got {mode!r}")
+    if mode is False:
+        return False
+    if mode is True:
+        return compile_available()
+    products = n * (d + out_features) * K * d1max
+    if torch.device(device).type != "cpu" or products > SMALL_LIMIT:
+        return False
+    flops = 2 * products * 3 + 30 * n * K * (d1max + out_features)  # three products per layer; σ, σ', the cost
+    eager = EAGER_EPOCH_SECONDS + EAGER_MODEL_SECONDS * K + flops / FLOPS_PER_SECOND["eager"]
+    compiled = COMPILED_EPOCH_SECONDS + flops / FLOPS_PER_SECOND["compiled"]
+    return epochs_to_run * (eager - compiled) > COMPILE_SECONDS and compile_available()
