@@ -10,9 +10,6 @@ import warnings
 
 import pytest
 import torch
-from conftest import assert_close
-from reference import cost as reference_cost
-from reference import logits as reference_logits
 
 from torch_shallow import ShallowNet, TrainConfig, TrainingDiverged, fit, fit_many
 from torch_shallow import compiled as compiled_module
@@ -27,6 +24,10 @@ from torch_shallow.compiled import (
     should_compile,
 )
 from torch_shallow.functional import right_answers
+
+from conftest import assert_close
+from reference import cost as reference_cost
+from reference import logits as reference_logits
 
 N, D = 24, 3
 HIDDEN = [2, 3, 1]  # a stack of mixed hidden sizes, padded to 3
@@ -110,9 +111,7 @@ def test_stack_of_mixed_models_matches_fit_many(output):
     before_last = copy.deepcopy(nets)
     fit_many(before_last, X, Y, TrainConfig(max_epochs=epochs - 1, tol=0, progress=False), lrs=lrs)
     params, mask = stacked(nets)
-    chunks = Chunks(
-        X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), output=output, unit_mask=mask
-    )
+    chunks = Chunks(X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), output=output, unit_mask=mask)
     costs, last = in_chunks(chunks, COUNTS)
     for k, (history, m) in enumerate(zip(histories, eager)):
         h = m.hidden_features
@@ -125,7 +124,9 @@ def test_stack_of_mixed_models_matches_fit_many(output):
         Z2 = reference_logits(X, *theta, m.activation)
         assert last.right[k] == right_answers(Z2, Y, output)
         if output == "sigmoid":
-            norm = torch.cat([g.reshape(-1) for g in torch.autograd.grad(reference_cost(X, Y, *theta, m.activation), theta)]).norm()
+            norm = torch.cat(
+                [g.reshape(-1) for g in torch.autograd.grad(reference_cost(X, Y, *theta, m.activation), theta)]
+            ).norm()
             assert_close(last.grad_norms[k], norm)
     assert last.epochs.tolist() == [epochs] * 3
 
@@ -141,9 +142,7 @@ def test_stop_epochs_are_exact():
     reasons = [h.stop_reason for h in histories]
     assert "diverged" in reasons and "converged" in reasons, reasons  # what the test is about
     params, mask = stacked(nets)
-    chunks = Chunks(
-        X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), tol=config.tol, unit_mask=mask
-    )
+    chunks = Chunks(X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), tol=config.tol, unit_mask=mask)
     costs, last = in_chunks(chunks, [1, 6, 13, 180])
     assert [REASONS[s] for s in last.stops.tolist()] == reasons
     assert last.epochs.tolist() == [h.epochs for h in histories]

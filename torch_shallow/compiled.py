@@ -26,14 +26,12 @@ seconds whatever the count, and its compiled epoch is as fast as an unrolled one
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import shutil
 import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
@@ -68,7 +66,8 @@ class ChunkState:
     """The loop's state between chunks, as tensors. ``params`` are the caller's θ, updated in place; the others
     belong to the chunks. Make it with :meth:`start`."""
 
-    params: list[Tensor]  # θ(t) = [W1, b1, W2, b2], with or without a leading model axis
+    params: list[Tensor]  # θ(t) = [W1, b1, W2, b2] of each group of models (see Chunks), each with or without a
+    #                       leading model axis
     previous: list[Tensor]  # θ(t - 1), put back when J(θ(t)) diverges
     last_cost: Tensor  # (K,) float64: J(θ(t - 1)), for the convergence test; NaN before the first epoch
     limit: Tensor  # (K,) float64: the divergence limit L_k; set at epoch 0
@@ -88,9 +87,9 @@ class ChunkState:
     ) -> ChunkState:
         """The state of K models with parameters ``params`` (tensors the chunks update in place), before their first
         epoch, or, on a resume, after ``epochs[k]`` epochs whose first and last costs were ``first_costs[k]`` and
-        ``last_costs[k]`` (None where there are none), model k still running where ``running[k]``."""
-        stacked = params[0].dim() == 3
-        K = params[0].shape[0] if stacked else 1
+        ``last_costs[k]`` (None where there are none), model k still running where ``running[k]`` (a model that is
+        not is marked CONVERGED: whatever ended it, the caller knows)."""
+        K = sum(W1.shape[0] if W1.dim() == 3 else 1 for W1 in params[::4])
         device = params[0].device
         f64 = {"dtype": torch.float64, "device": device}
         i64 = {"dtype": torch.int64, "device": device}
@@ -119,50 +118,58 @@ class ChunkState:
 class Problem:
     """What the compiled epoch is specialised on, besides the shapes and dtypes of its tensors."""
 
-    activation: Activations
+    activations: tuple[Activations, ...]  # one per group of models (see Chunks)
     output: str
     trainable: tuple[bool, bool, bool, bool]  # which of W1, b1, W2, b2 take steps
     n: int  # the number of samples J averages over
 
 
-def _epoch(problem: Problem, t: Tensor, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """One epoch t of the loop for every model; returns J (K,) and the new state, whose tensors are those of
     :meth:`ChunkState.tensors` and the right answers and ‖∇J‖ of this epoch (kept where the model ran)."""
-    X, Y, lrs, tol, unit_mask = data
-    params, previous = list(state[0:4]), list(state[4:8])
-    last_cost, limit, stops, epochs, right, grad_norms = state[8:]
+    X, Y, lrs, tol, unit_masks = data
+    G = len(problem.activations)
+    params, previous = state[: 4 * G], state[4 * G : 8 * G]
+    last_cost, limit, stops, epochs, right, grad_norms = state[8 * G :]
     needs = (False, *problem.trainable)
-    sweep = cost_and_gradients(
-        X, Y, *params, problem.activation, needs, n=problem.n, output=problem.output, count_right=True
-    )
-    stacked = params[0].dim() == 3
-    J = sweep.J.reshape(-1)  # (K,)
+    sweeps = [
+        cost_and_gradients(
+            X, Y, *params[4 * g : 4 * g + 4], activation, needs, n=problem.n, output=problem.output, count_right=True
+        )
+        for g, activation in enumerate(problem.activations)
+    ]
+    J = torch.cat([sweep.J.reshape(-1) for sweep in sweeps])  # (K,)
     cost = J.double()  # compared in float64, as the eager loop compares Python floats
     limit = torch.where(t == 0, DIVERGENCE_FACTOR * cost.clamp_min(1.0), limit)
     running = stops == RUNNING
     diverged = running & ~(cost <= limit)  # NaN fails every comparison
     ok = running & ~diverged
-    gradients = list(sweep.gradients[1:])
-    if unit_mask is not None:
-        gradients[2] = gradients[2] * unit_mask  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
-    squares = 0
-    new_params, new_previous = [], []
-    for p, p_prev, g in zip(params, previous, gradients):
-        if g is None:  # a frozen parameter
-            new_params.append(p)
-            new_previous.append(p_prev)
-            continue
-        on, back = _per_model(ok, p, stacked), _per_model(diverged, p, stacked)
-        step = p - _per_model(lrs, p, stacked) * g  # θ ← θ - α_k ∇J
-        new_params.append(torch.where(on, step, torch.where(back, p_prev, p)))
-        new_previous.append(torch.where(on, p, p_prev))
-        squares = squares + g.square().sum(dim=tuple(range(1 if stacked else 0, g.dim()))).reshape(-1)
+    new_params, new_previous, squares, first = [], [], [], 0
+    for g, (sweep, unit_mask) in enumerate(zip(sweeps, unit_masks)):
+        stacked = params[4 * g].dim() == 3
+        models = slice(first, first + (params[4 * g].shape[0] if stacked else 1))
+        first = models.stop
+        gradients = list(sweep.gradients[1:])
+        if unit_mask is not None:
+            gradients[2] = gradients[2] * unit_mask  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
+        group_squares = 0
+        for p, p_prev, grad in zip(params[4 * g : 4 * g + 4], previous[4 * g : 4 * g + 4], gradients):
+            if grad is None:  # a frozen parameter
+                new_params.append(p)
+                new_previous.append(p_prev)
+                continue
+            on, back = _per_model(ok[models], p, stacked), _per_model(diverged[models], p, stacked)
+            step = p - _per_model(lrs[models], p, stacked) * grad  # θ ← θ - α_k ∇J
+            new_params.append(torch.where(on, step, torch.where(back, p_prev, p)))
+            new_previous.append(torch.where(on, p, p_prev))
+            group_squares = group_squares + grad.square().sum(dim=tuple(range(int(stacked), grad.dim()))).reshape(-1)
+        squares.append(group_squares)
     converged = ok & (t > 0) & ((cost - last_cost).abs() < tol)
     stops = torch.where(diverged, DIVERGED, torch.where(converged, CONVERGED, stops))
     epochs = torch.where(ok, t + 1, epochs)
     last_cost = torch.where(ok, cost, last_cost)
-    right = torch.where(ok, sweep.right.reshape(-1), right)
-    grad_norms = torch.where(ok, torch.sqrt(squares), grad_norms)
+    right = torch.where(ok, torch.cat([sweep.right.reshape(-1) for sweep in sweeps]), right)
+    grad_norms = torch.where(ok, torch.cat(squares).sqrt(), grad_norms)
     costs = torch.where(ok, J, math.nan)
     return costs, *new_params, *new_previous, last_cost, limit, stops, epochs, right, grad_norms
 
@@ -172,20 +179,15 @@ def _per_model(values: Tensor, p: Tensor, stacked: bool) -> Tensor:
     return values.view(-1, *[1] * (p.dim() - 1)) if stacked else values.view(())
 
 
-def _chunk(
-    problem: Problem,
-    t0: Tensor,
-    count: Tensor,
-    costs: Tensor,
-    data: tuple[Tensor, ...],
-    state: tuple[Tensor, ...],
-) -> None:
+def _chunk(problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tuple, state: tuple[Tensor, ...]) -> None:
     """Epochs t0 … t0 + count - 1, stopping early once no model runs: the costs into ``costs`` (count, K), the
     state updated in place. Traced by torch.compile as a ``while_loop``."""
     from torch._higher_order_ops import while_loop
 
+    stops = 8 * len(problem.activations) + 2  # where the stop codes are among the carried tensors, after i
+
     def running(i: Tensor, *carried: Tensor) -> Tensor:
-        return (i < count) & (carried[10] == RUNNING).any()
+        return (i < count) & (carried[stops] == RUNNING).any()
 
     def epoch(i: Tensor, *carried: Tensor) -> tuple[Tensor, ...]:
         J, *carried = _epoch(problem, t0 + i, data, carried)
@@ -201,7 +203,7 @@ def _chunk_eager(
     problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tuple[Tensor, ...], state: tuple[Tensor, ...]
 ) -> None:
     """:func:`_chunk` without the compiler, an epoch at a time."""
-    stops = state[10]
+    stops = state[8 * len(problem.activations) + 2]
     for i in range(int(count)):
         if not (stops == RUNNING).any():
             break
@@ -227,7 +229,10 @@ def _decomposition(n: int, d: int, d2: int, units: int) -> dict[str, int]:
     where A has at most ``first`` rows and B at most ``other`` rows and columns."""
     if n * (d + d2) * units <= FUSE_ALL_LIMIT:
         return {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": 1 << 30}
-    return {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": max(d, d2, units)}
+    return {
+        "cpu_max_first_dimension_decomposition": 1 << 30,
+        "cpu_max_other_dimension_decomposition": max(d, d2, units),
+    }
 
 
 @functools.cache
@@ -258,8 +263,9 @@ _compiled: dict[tuple, Callable[..., None]] = {}
 
 
 def _key(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> tuple:
-    tensors = [t for t in (*data, *state) if t is not None]
-    return (problem, tuple((tuple(t.shape), t.dtype, t.device.type) for t in tensors), data[-1] is None)
+    tensors = [*data[:4], *state]
+    masks = tuple(None if m is None else (tuple(m.shape), m.dtype) for m in data[4])
+    return problem, tuple((tuple(t.shape), t.dtype, t.device.type) for t in tensors), masks
 
 
 def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> Callable[..., None]:
@@ -267,8 +273,9 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
     on-disk caches, on by default, spare later processes most of the compile)."""
     key = _key(problem, data, state)
     if key not in _compiled:
-        X, Y, W1 = data[0], data[1], state[0]
-        thresholds = _decomposition(X.shape[0], X.shape[1], Y.shape[1], math.prod(W1.shape[:-1]))
+        X, Y = data[0], data[1]
+        units = sum(math.prod(W1.shape[:-1]) for W1 in state[: 4 * len(problem.activations) : 4])
+        thresholds = _decomposition(X.shape[0], X.shape[1], Y.shape[1], units)
         options = {**INDUCTOR_OPTIONS, "post_grad_fusion_options": {"decompose_mm_pass": thresholds}}
         compiled = torch.compile(functools.partial(_chunk, problem), fullgraph=True, dynamic=False, options=options)
 
@@ -289,13 +296,20 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
 class Chunks:
     """Runs epochs of the training loop for K models on (X, Y), compiled where possible.
 
+    The models come as one model, one stack of K models along a leading axis (padded to the largest hidden size),
+    or several groups of them, each with its own [W1, b1, W2, b2] in ``state.params``, one after another: models of
+    different hidden sizes grouped by size cost Σ d1 per row of X, where one stack padded to the largest costs
+    K max d1. The models' order, in ``lrs`` and in what the chunks return, is the groups' order.
+
     Args:
         X, Y: (n, d) and (n, d2) tensors, Y in X's dtype.
         state: the loop's state, :meth:`ChunkState.start`; its ``params`` are updated in place.
         lrs: α_k of each model.
-        activation, output: the models' (one activation, or one per model of a stack).
+        activation, output: the models' (one activation, or one per model of a stack); for several groups, a list
+            of activations, one entry per group.
         tol: stop a model once |J(θ(t)) - J(θ(t-1))| < tol; 0 never.
-        unit_mask: (K, 1, d1max) 1 for a model's own hidden units, 0 for padding, or None.
+        unit_mask: (K, 1, d1max) 1 for a model's own hidden units, 0 for padding, or None; for several groups, a
+            list of them, one per group.
         trainable: which of W1, b1, W2, b2 take steps.
         compile: False runs the same epochs eagerly.
     """
@@ -315,11 +329,16 @@ class Chunks:
         compile: bool = True,
     ) -> None:
         p = state.params[0]
+        groups = len(state.params) // 4
+        activations = tuple(activation) if groups > 1 else (activation,)
+        unit_masks = tuple(unit_mask) if groups > 1 else (unit_mask,)
+        if len(activations) != groups or len(unit_masks) != groups:
+            raise ValueError(f"{groups} groups of models need {groups} activations and unit masks")
         self.state = state
-        self.problem = Problem(activation, output, tuple(trainable), X.shape[0])
+        self.problem = Problem(activations, output, tuple(trainable), X.shape[0])
         lrs = torch.tensor(lrs, dtype=p.dtype, device=p.device)
         tol = torch.tensor(tol, dtype=torch.float64, device=p.device)
-        self.data = (X, Y, lrs, tol, unit_mask)
+        self.data = (X, Y, lrs, tol, unit_masks)
         self.carried = (*state.tensors(), state.right, state.grad_norms)
         self.K = lrs.shape[0]
         self.compile = compile and compile_available()
@@ -332,7 +351,7 @@ class Chunks:
         the caller's to bound (:func:`epochs_per_chunk`), so that a chunk stays short."""
         costs = torch.full((count, self.K), math.nan, dtype=self._buffer.dtype, device=self._buffer.device)
         # Inductor's kernels take the thread count at compile time: the one the eager loop trains with.
-        with torch.no_grad(), threads_for_training(self.data[0], self.state.params[0].shape[-2]):
+        with torch.no_grad(), threads_for_training(self.data[0], max(W1.shape[-2] for W1 in self.state.params[::4])):
             for start in range(0, count, CALL_EPOCHS):
                 calls = min(CALL_EPOCHS, count - start)
                 self._call(t0 + start, calls, costs[start : start + calls])
@@ -370,8 +389,8 @@ EAGER_EPOCH_SECONDS = 80e-6
 EAGER_MODEL_SECONDS = 10e-6  # each model of a stack adds this much to an eager epoch
 COMPILED_EPOCH_SECONDS = 15e-6
 FLOPS_PER_SECOND = {"eager": 20e9, "compiled": 5e9}  # the products' throughput, BLAS and decomposed
-COMPILE_SECONDS = 15.0
-SMALL_LIMIT = 1 << 21  # beyond this many numbers multiplied per epoch (n (d + d2) K d1max), an epoch is arithmetic  # a first compile, with a cold on-disk cache; a cached one takes about half
+COMPILE_SECONDS = 15.0  # a first compile, with a cold on-disk cache; a cached one takes about half
+SMALL_LIMIT = 1 << 21  # beyond this many numbers multiplied per epoch (n (d + d2) K d1max), an epoch is arithmetic
 
 
 def should_compile(
