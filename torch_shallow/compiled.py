@@ -420,3 +420,18 @@ def should_compile(
     eager = EAGER_EPOCH_SECONDS + EAGER_MODEL_SECONDS * K + flops / FLOPS_PER_SECOND["eager"]
     compiled = COMPILED_EPOCH_SECONDS + flops / FLOPS_PER_SECOND["compiled"]
     return epochs_to_run * (eager - compiled) > COMPILE_SECONDS and compile_available()
+
+
+def stacks_by_size(models: list) -> tuple[list[Tensor], list[Activations], list[int]]:
+    """ShallowNets of mixed hidden sizes as one stack per size, without padding, for :class:`Chunks`: the groups'
+    [W1, b1, W2, b2] one after another (copies), their activations, and the models' order, ``order[i]`` being the
+    index in ``models`` of the i-th model of the groups."""
+    sizes = sorted({m.hidden_features for m in models})
+    order = [k for h in sizes for k, m in enumerate(models) if m.hidden_features == h]
+    params, activations = [], []
+    for h in sizes:
+        group = [m for m in models if m.hidden_features == h]
+        params += [torch.stack([getattr(m, name).detach() for m in group]) for name in ("W1", "b1", "W2", "b2")]
+        names = tuple(m.activation for m in group)
+        activations.append(names[0] if len(set(names)) == 1 else names)
+    return params, activations, order
