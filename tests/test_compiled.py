@@ -22,6 +22,7 @@ from torch_shallow.compiled import (
     compile_available,
     epochs_per_chunk,
     should_compile,
+    stacks_by_size,
 )
 from torch_shallow.functional import right_answers
 
@@ -149,6 +150,26 @@ def test_stop_epochs_are_exact():
     for k, (history, m) in enumerate(zip(histories, eager)):
         assert_close(history_of(costs, k), torch.tensor(history.costs, dtype=torch.float64))
         assert_close(params[0][k, : m.hidden_features], m.W1)
+
+
+def test_models_grouped_by_hidden_size_match_fit_many():
+    """Mixed sizes as one unpadded stack per size, in one compiled loop: each model as fit_many trains it."""
+    X, Y = data("sigmoid")
+    nets = models("sigmoid", [2, 1, 2], ["tanh", "sigmoid", "relu"])
+    lrs = [0.5, 1.0, 2.0]
+    eager = copy.deepcopy(nets)
+    histories = fit_many(eager, X, Y, TrainConfig(max_epochs=10, tol=0, progress=False), lrs=lrs)
+    params, activations, order = stacks_by_size(nets)
+    assert order == [1, 0, 2] and activations == ["sigmoid", ("tanh", "relu")]
+    chunks = Chunks(
+        X, Y, ChunkState.start(params), [lrs[k] for k in order], activation=activations, unit_mask=[None, None]
+    )
+    costs, _ = in_chunks(chunks, [4, 6])
+    grouped = [(params[0], 0), (params[4], 0), (params[4], 1)]  # the models in the groups' order: (W1, index)
+    for i, k in enumerate(order):
+        assert_close(history_of(costs, i), torch.tensor(histories[k].costs, dtype=torch.float64))
+        W1, j = grouped[i]
+        assert_close(W1[j], eager[k].W1)
 
 
 def test_one_model_diverges_at_the_same_epoch_as_fit():

@@ -377,19 +377,21 @@ class Chunks:
 
 def epochs_per_chunk(epoch_seconds: float, seconds: float = CHUNK_SECONDS) -> int:
     """How many epochs of ``epoch_seconds`` each fit in a chunk of ``seconds``: at least 1."""
-    return max(1, int(seconds / max(epoch_seconds, 1e-9)))
+    return max(1, math.floor(seconds / max(epoch_seconds, 1e-9) * (1 + 1e-12)))  # 0.5 / 20e-6 is 24999.99...
 
 
 # ---- when compiling pays ---------------------------------------------------------------------------------------------
 
-# Rough costs on a 2-core x86 server core, enough to tell a run that repays its compile from one that does not (the
-# benchmark, experiments/benchmark.py --only compiled, measures them). An eager epoch on small data is the fixed cost of
-# its PyTorch calls, a little more for each model of a stack; a compiled one is a C++ loop.
+# Rough costs on this project's 2-core AMD EPYC machines, enough to tell a run that repays its compile from one that
+# does not (experiments/benchmark.py --only compiled measures them). An eager epoch on small data is the fixed cost of
+# its PyTorch calls, a little more for each model of a stack; a compiled one is a C++ loop, whose arithmetic, with the
+# products decomposed, is slower than the BLAS's. A model's epoch multiplies n (d + d2) d1 numbers.
 EAGER_EPOCH_SECONDS = 80e-6
 EAGER_MODEL_SECONDS = 10e-6  # each model of a stack adds this much to an eager epoch
+EAGER_NUMBER_SECONDS = 0.5e-9  # per number multiplied
 COMPILED_EPOCH_SECONDS = 15e-6
-FLOPS_PER_SECOND = {"eager": 20e9, "compiled": 5e9}  # the products' throughput, BLAS and decomposed
-COMPILE_SECONDS = 15.0  # a first compile, with a cold on-disk cache; a cached one takes about half
+COMPILED_NUMBER_SECONDS = 1.5e-9
+COMPILE_SECONDS = 20.0  # a first compile, with a cold on-disk cache, on a busy machine; a cached one takes a third
 SMALL_LIMIT = 1 << 21  # beyond this many numbers multiplied per epoch (n (d + d2) K d1max), an epoch is arithmetic
 
 
@@ -404,9 +406,10 @@ def should_compile(
     out_features: int = 1,
 ) -> bool:
     """Whether to train compiled: ``mode`` True or False, where compiling is possible (:func:`compile_available`);
-    "auto" where it is also expected to pay: on the CPU, for a problem small enough for its products to be decomposed
-    (``DECOMPOSE_LIMIT``), when the eager epochs' expected time exceeds the compiled epochs' by more than a compile
-    takes. Large data, whose epochs are arithmetic, and short runs stay eager."""
+    "auto" where it is also expected to pay: on the CPU, for a problem small enough (``SMALL_LIMIT``), when the eager
+    epochs' expected time exceeds the compiled epochs' by more than a compile takes (``COMPILE_SECONDS``). Large data,
+    whose epochs are arithmetic, and short runs stay eager: one planar model (n = 400, d = 2, d1 = 4) gains about
+    70 µs an epoch and pays from some 300,000 epochs on, a stack of 64 from some 50,000."""
     if mode not in ("auto", True, False):
         raise ValueError(f"compile must be 'auto', True or False, got {mode!r}")
     if mode is False:
@@ -416,9 +419,8 @@ def should_compile(
     products = n * (d + out_features) * K * d1max
     if torch.device(device).type != "cpu" or products > SMALL_LIMIT:
         return False
-    flops = 2 * products * 3 + 30 * n * K * (d1max + out_features)  # three products per layer; σ, σ', the cost
-    eager = EAGER_EPOCH_SECONDS + EAGER_MODEL_SECONDS * K + flops / FLOPS_PER_SECOND["eager"]
-    compiled = COMPILED_EPOCH_SECONDS + flops / FLOPS_PER_SECOND["compiled"]
+    eager = EAGER_EPOCH_SECONDS + EAGER_MODEL_SECONDS * K + EAGER_NUMBER_SECONDS * products
+    compiled = COMPILED_EPOCH_SECONDS + COMPILED_NUMBER_SECONDS * products
     return epochs_to_run * (eager - compiled) > COMPILE_SECONDS and compile_available()
 
 
