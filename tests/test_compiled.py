@@ -67,8 +67,8 @@ def stacked(nets: list[ShallowNet]) -> tuple[list[torch.Tensor], torch.Tensor]:
     return [W1, b1, W2, b2], mask
 
 
-def in_chunks(chunks: Chunks, counts: list[int]) -> tuple[torch.Tensor, object]:
-    t, parts = 0, []
+def in_chunks(chunks: Chunks, counts: list[int], t: int = 0) -> tuple[torch.Tensor, object]:
+    parts = []
     for count in counts:
         chunk = chunks(t, count)
         parts.append(chunk.costs)
@@ -185,6 +185,23 @@ def test_one_model_diverges_at_the_same_epoch_as_fit():
     assert_close(history_of(costs, 0), torch.tensor(history.costs, dtype=torch.float64))
     for got, want in zip(net.parameters(), eager.parameters()):
         assert_close(got, want)
+
+
+def test_a_resumed_state_goes_on_as_one_run():
+    """ChunkState.start from a history (first and last costs, epochs): the divergence limit and the convergence test
+    carry over, so that the resumed model stops where fit does."""
+    X, Y = data("sigmoid")
+    net = models("sigmoid", [3], ["sigmoid"])[0]
+    eager = copy.deepcopy(net)
+    history = fit(eager, X, Y, TrainConfig(lr=0.5, max_epochs=100, tol=5e-5, progress=False))
+    assert history.converged and history.epochs > 4
+    params = [p.detach() for p in net.parameters()]
+    split = history.epochs - 1  # the resumed run's first epoch is the one that converges, by J of the one before
+    costs, _ = in_chunks(Chunks(X, Y, ChunkState.start(params), [0.5], activation="sigmoid", tol=5e-5), [split])
+    state = ChunkState.start(params, [costs[0, 0].item()], [costs[-1, 0].item()], [split])
+    rest, last = in_chunks(Chunks(X, Y, state, [0.5], activation="sigmoid", tol=5e-5), [100 - split], t=split)
+    assert last.stops.tolist() == [CONVERGED] and last.epochs.tolist() == [history.epochs]
+    assert_close(history_of(torch.cat([costs, rest[:, None, 0]]), 0), torch.tensor(history.costs, dtype=torch.float64))
 
 
 def test_falls_back_to_eager_when_compiling_fails(monkeypatch):

@@ -164,7 +164,7 @@ def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) 
             new_previous.append(torch.where(on, p, p_prev))
             group_squares = group_squares + grad.square().sum(dim=tuple(range(int(stacked), grad.dim()))).reshape(-1)
         squares.append(group_squares)
-    converged = ok & (t > 0) & ((cost - last_cost).abs() < tol)
+    converged = ok & ((cost - last_cost).abs() < tol)  # false at t = 0, where last_cost is NaN
     stops = torch.where(diverged, DIVERGED, torch.where(converged, CONVERGED, stops))
     epochs = torch.where(ok, t + 1, epochs)
     last_cost = torch.where(ok, cost, last_cost)
