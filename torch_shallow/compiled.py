@@ -217,22 +217,15 @@ def _chunk_eager(
 
 # Inductor's settings for the chunk: see the module's docstring.
 INDUCTOR_OPTIONS = {"cpp_wrapper": True}
-# Whole-epoch fusion, every product decomposed, pays where an epoch multiplies at most this many numbers
-# (n (d + d2) K d1max); beyond, a product summing over the n rows, which Inductor recomputes its inputs for inside the
-# reduction, costs more than the BLAS call it replaces, and only the products with short sums over d or d1 are
-# decomposed.
-FUSE_ALL_LIMIT = 1 << 16
 
 
 def _decomposition(n: int, d: int, d2: int, units: int) -> dict[str, int]:
-    """Thresholds of Inductor's decompose_mm_pass for this problem (units = K d1max): it decomposes a product A B
-    where A has at most ``first`` rows and B at most ``other`` rows and columns."""
-    if n * (d + d2) * units <= FUSE_ALL_LIMIT:
-        return {"cpu_max_first_dimension_decomposition": 1 << 30, "cpu_max_other_dimension_decomposition": 1 << 30}
-    return {
-        "cpu_max_first_dimension_decomposition": 1 << 30,
-        "cpu_max_other_dimension_decomposition": max(d, d2, units),
-    }
+    """Thresholds of Inductor's decompose_mm_pass (it decomposes a product A B where A has at most ``first`` rows and
+    B at most ``other`` rows and columns) for n rows, d inputs, d2 outputs and ``units`` = Σ K d1 hidden units:
+    every product of a small problem (``SMALL_LIMIT``); none of a larger one, whose products summing over the n
+    rows, for which Inductor recomputes the inputs inside the sum, cost more than the BLAS calls they replace."""
+    limit = 1 << 30 if n * (d + d2) * units <= SMALL_LIMIT else 0
+    return {"cpu_max_first_dimension_decomposition": limit, "cpu_max_other_dimension_decomposition": limit}
 
 
 @functools.cache
