@@ -91,8 +91,8 @@ def test_one_model_matches_fit(activation, output):
     history = fit(eager, X, Y, TrainConfig(lr=0.5, max_epochs=sum(COUNTS), tol=0, progress=False))
     params = [p.detach() for p in net.parameters()]
     chunks = Chunks(X, Y, ChunkState.start(params), [0.5], activation=activation, output=output)
-    assert chunks.compile == compile_available()
     costs, last = in_chunks(chunks, COUNTS)
+    assert chunks.compile == compile_available()  # no fallback to eager on the way
     assert costs.shape == (sum(COUNTS), 1)
     assert_close(costs[:, 0], torch.tensor(history.costs, dtype=torch.float64))
     for got, want in zip(net.parameters(), eager.parameters()):
@@ -114,6 +114,7 @@ def test_stack_of_mixed_models_matches_fit_many(output):
     params, mask = stacked(nets)
     chunks = Chunks(X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), output=output, unit_mask=mask)
     costs, last = in_chunks(chunks, COUNTS)
+    assert chunks.compile == compile_available()
     for k, (history, m) in enumerate(zip(histories, eager)):
         h = m.hidden_features
         assert_close(history_of(costs, k), torch.tensor(history.costs, dtype=torch.float64))
@@ -145,6 +146,7 @@ def test_stop_epochs_are_exact():
     params, mask = stacked(nets)
     chunks = Chunks(X, Y, ChunkState.start(params), lrs, activation=tuple(ACTIVATIONS), tol=config.tol, unit_mask=mask)
     costs, last = in_chunks(chunks, [1, 6, 13, 180])
+    assert chunks.compile == compile_available()
     assert [REASONS[s] for s in last.stops.tolist()] == reasons
     assert last.epochs.tolist() == [h.epochs for h in histories]
     for k, (history, m) in enumerate(zip(histories, eager)):
@@ -165,6 +167,7 @@ def test_models_grouped_by_hidden_size_match_fit_many():
         X, Y, ChunkState.start(params), [lrs[k] for k in order], activation=activations, unit_mask=[None, None]
     )
     costs, _ = in_chunks(chunks, [4, 6])
+    assert chunks.compile == compile_available()
     grouped = [(params[0], 0), (params[4], 0), (params[4], 1)]  # the models in the groups' order: (W1, index)
     for i, k in enumerate(order):
         assert_close(history_of(costs, i), torch.tensor(histories[k].costs, dtype=torch.float64))

@@ -9,18 +9,19 @@ epoch, with the loop's bookkeeping (costs, divergence, convergence) inside it::
         J, ∇J = J(θ(t)), ∇J(θ(t))                                      over all n rows
         J NaN, inf or > L_k:  model k stops, θ_k ← θ_k(t-1)             (diverged; epochs stays t)
         otherwise:            costs[t] = J;  θ ← θ - α_k ∇J;  epochs = t + 1
-                              t > 0 and |J(θ(t)) - J(θ(t-1))| < tol: model k stops          (converged)
+                              |J(θ(t)) - J(θ(t-1))| < tol: model k stops      (converged; never at t = 0)
 
 with L_k = ``DIVERGENCE_FACTOR`` × max(J_k(θ(0)), 1), the rules of :func:`~torch_shallow.trainer.train`. Each model
 stops on its own; a stopped model no longer moves.
 
-Two compiler settings make it fast: the C++ wrapper (``cpp_wrapper``), so that the loop itself runs in C++, and the
-decomposition of every matrix product into a product and a sum (Inductor's ``decompose_mm_pass``), which Inductor
-then fuses with the element-wise work around it: an epoch becomes one C++ function, where a product left to the BLAS
-would be a call of its own. That suits the small problems compiling is for (:func:`should_compile`), not large ones.
+Two compiler settings make it fast: the C++ wrapper (``cpp_wrapper``), so that the loop itself runs in C++, and, for
+the small problems compiling is for (:func:`should_compile`), the decomposition of every matrix product into a
+product and a sum (Inductor's ``decompose_mm_pass``), which Inductor then fuses with the element-wise work around it:
+an epoch becomes one C++ function, where a product left to the BLAS would be a call of its own.
 
-A while loop, rather than a fixed number of epochs unrolled per call, because it stops at any epoch, compiles in
-seconds whatever the count, and its compiled epoch is as fast as an unrolled one.
+A while loop, rather than a fixed number of epochs unrolled per call, because it stops at any epoch without masking,
+compiles in a fraction of the time of ten unrolled epochs, whatever the count, and runs each epoch at least as fast.
+Models stacked or grouped (:class:`Chunks`) share the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import math
 import os
 import shutil
 import sys
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -42,7 +44,8 @@ from .parallel import threads_for_training
 
 # The stop codes of each model, as :class:`Chunk` returns them.
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
-# As trainer.DIVERGENCE_FACTOR: the cost has diverged once it exceeds this many times max(J(θ(0)), 1).
+# The cost has diverged once it exceeds this many times max(J(θ(0)), 1) (trainer.DIVERGENCE_FACTOR; the eager loop
+# is to take it from here).
 DIVERGENCE_FACTOR = 100.0
 # Epochs per compiled call at most: the length of the buffer the costs are written into. Larger chunks take several
 # calls, each a few tens of µs of Python.
@@ -270,7 +273,10 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
         units = sum(math.prod(W1.shape[:-1]) for W1 in state[: 4 * len(problem.activations) : 4])
         thresholds = _decomposition(X.shape[0], X.shape[1], Y.shape[1], units)
         options = {**INDUCTOR_OPTIONS, "post_grad_fusion_options": {"decompose_mm_pass": thresholds}}
-        compiled = torch.compile(functools.partial(_chunk, problem), fullgraph=True, dynamic=False, options=options)
+        # A function of its own for each key: Dynamo keeps compiled graphs, and a limit of 8 on their number, per code
+        # object, and checks a call's arguments against each graph's guards in turn.
+        own = types.FunctionType(_chunk.__code__.replace(), _chunk.__globals__, _chunk.__name__)
+        compiled = torch.compile(own, fullgraph=True, dynamic=False, options=options)
 
         def chunk(*args: object) -> None:
             # decompose_mm_pass reads its thresholds from config.post_grad_fusion_options only when it is imported;
@@ -280,7 +286,7 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
 
             for name, value in thresholds.items():
                 setattr(decompose_mem_bound_mm, name, value)
-            compiled(*args)
+            compiled(problem, *args)
 
         _compiled[key] = chunk
     return _compiled[key]
@@ -342,30 +348,35 @@ class Chunks:
     def __call__(self, t0: int, count: int) -> Chunk:
         """Epochs t0 … t0 + count - 1, or fewer where every model stops before; see :class:`Chunk`. ``count`` is
         the caller's to bound (:func:`epochs_per_chunk`), so that a chunk stays short."""
-        costs = torch.full((count, self.K), math.nan, dtype=self._buffer.dtype, device=self._buffer.device)
-        # Inductor's kernels take the thread count at compile time: the one the eager loop trains with.
-        with torch.no_grad(), threads_for_training(self.data[0], max(W1.shape[-2] for W1 in self.state.params[::4])):
+        parts = []
+        with torch.no_grad():
             for start in range(0, count, CALL_EPOCHS):
-                calls = min(CALL_EPOCHS, count - start)
-                self._call(t0 + start, calls, costs[start : start + calls])
-                if not (self.state.stops == RUNNING).any():
+                if start > 0 and not (self.state.stops == RUNNING).any():
+                    parts.append(torch.full_like(self._buffer[: count - start], math.nan))
                     break
+                parts.append(self._call(t0 + start, min(CALL_EPOCHS, count - start)))
         s = self.state
+        costs = parts[0] if len(parts) == 1 else torch.cat(parts)
         return Chunk(costs, s.epochs.clone(), s.stops.clone(), s.right.clone(), s.grad_norms.clone())
 
-    def _call(self, t0: int, count: int, costs: Tensor) -> None:
+    def _call(self, t0: int, count: int) -> Tensor:
+        """At most CALL_EPOCHS epochs from t0; returns their costs (count, K)."""
         device = self._buffer.device
         t0_, count_ = torch.tensor(t0, device=device), torch.tensor(count, device=device)
-        if self.compile:
-            try:
-                self._buffer.fill_(math.nan)  # the loop writes only the epochs it runs
-                self._compiled(t0_, count_, self._buffer, self.data, self.carried)
-                costs.copy_(self._buffer[:count])
-                return
-            except Exception as error:  # noqa: BLE001 -- any failure of the compiler: train on, eagerly
-                _warn_eager(f"torch.compile failed ({type(error).__name__}: {error})")
-                self.compile = False
-        _chunk_eager(self.problem, t0_, count_, costs, self.data, self.carried)
+        costs = self._buffer[:count]
+        costs.fill_(math.nan)  # the loop writes only the epochs it runs
+        # The thread count the eager loop trains with: Inductor's kernels take it at compile time, and a call under
+        # another would compile again.
+        with threads_for_training(self.data[0], max(W1.shape[-2] for W1 in self.state.params[::4])):
+            if self.compile:
+                try:
+                    self._compiled(t0_, count_, self._buffer, self.data, self.carried)
+                    return costs.clone()
+                except Exception as error:  # noqa: BLE001 -- any failure of the compiler: train on, eagerly
+                    _warn_eager(f"torch.compile failed ({type(error).__name__}: {error})")
+                    self.compile = False
+            _chunk_eager(self.problem, t0_, count_, costs, self.data, self.carried)
+        return costs.clone()
 
 
 def epochs_per_chunk(epoch_seconds: float, seconds: float = CHUNK_SECONDS) -> int:
