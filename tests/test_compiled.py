@@ -257,6 +257,14 @@ def test_compiling_is_chosen_where_it_pays():
         should_compile("yes", 400, 2, 4, 1, 10, cpu)
 
 
+def test_a_chunk_needs_epochs():
+    X, Y = data("sigmoid")
+    params = [p.detach() for p in models("sigmoid", [2], ["tanh"])[0].parameters()]
+    chunks = Chunks(X, Y, ChunkState.start(params), [0.5], activation="tanh", compile=False)
+    with pytest.raises(ValueError, match="count an int >= 1, got t0=0, count=0"):
+        chunks(0, 0)
+
+
 def test_epochs_per_chunk():
     assert epochs_per_chunk(20e-6) == 25_000
     assert epochs_per_chunk(2.0) == 1

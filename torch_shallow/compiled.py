@@ -348,6 +348,15 @@ class Chunks:
     def __call__(self, t0: int, count: int) -> Chunk:
         """Epochs t0 … t0 + count - 1, or fewer where every model stops before; see :class:`Chunk`. ``count`` is
         the caller's to bound (:func:`epochs_per_chunk`), so that a chunk stays short."""
+        if (
+            isinstance(t0, bool)
+            or not isinstance(t0, int)
+            or t0 < 0
+            or isinstance(count, bool)
+            or not isinstance(count, int)
+            or count < 1
+        ):
+            raise ValueError(f"t0 must be an int >= 0 and count an int >= 1, got t0={t0!r}, count={count!r}")
         parts = []
         with torch.no_grad():
             for start in range(0, count, CALL_EPOCHS):
