@@ -14,6 +14,8 @@ comes from the ``experiments`` extra (``pip install '.[experiments]'``).
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import platform
 import statistics
 import subprocess
@@ -113,7 +115,7 @@ def floor(X, Y, net):
 
 
 METHODS = {"torch_shallow": ours, "autograd": autograd, "numpy": numpy_slides, "matmul floor": floor}
-NUMPY_METHODS = {"numpy", "scikit-learn"}
+NUMPY_METHODS = {"numpy", "scikit-learn", "numpy, one model"}
 
 
 def measure(method: str, n: int, d: int, d1: int, repeats: int) -> tuple[float, float]:
@@ -303,6 +305,180 @@ def sweep_case(epochs: int, repeats: int, single: dict[str, float], logged_epoch
         )
 
 
+# ---- compiled chunks of epochs, against JAX -----------------------------------------------------------------------
+
+MIXED_SIZES = [h for h in range(1, 9) for _ in range(8)]  # hidden sizes 1-8, 8 seeds each: 64 models
+
+
+def planar_nets(sizes: list[int]) -> list[ShallowNet]:
+    nets = []
+    for seed, d1 in enumerate(sizes):
+        net = ShallowNet(2, d1)
+        net.reset_parameters(torch.Generator().manual_seed(seed))
+        nets.append(net)
+    return nets
+
+
+def padded(nets: list[ShallowNet]) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The nets' parameters along a leading model axis, zero-padded to the largest hidden size, and the unit mask."""
+    d1 = max(m.hidden_features for m in nets)
+    params = [
+        torch.zeros(len(nets), d1, 2),
+        torch.zeros(len(nets), d1),
+        torch.zeros(len(nets), 1, d1),
+        torch.zeros(len(nets), 1),
+    ]
+    mask = torch.zeros(len(nets), 1, d1)
+    for k, m in enumerate(nets):
+        h = m.hidden_features
+        params[0][k, :h], params[1][k, :h], params[2][k, :, :h], params[3][k] = m.W1, m.b1, m.W2, m.b2
+        mask[k, :, :h] = 1
+    return params, None if (mask == 1).all() else mask
+
+
+def chunked(X, Y, params, activation, unit_mask, epochs: int, chunk: int | None = None) -> Callable[[], object]:
+    """A training run of ``epochs`` epochs in compiled chunks (of ``chunk`` epochs, or all at once), from ``params``."""
+    from torch_shallow.compiled import Chunks, ChunkState
+
+    K = sum(W1.shape[0] if W1.dim() == 3 else 1 for W1 in params[::4])
+
+    def run():
+        state = ChunkState.start([p.clone() for p in params])
+        chunks = Chunks(X, Y, state, [1.2] * K, activation=activation, unit_mask=unit_mask, tol=0.0)
+        for t in range(0, epochs, chunk or epochs):
+            chunks(t, min(chunk or epochs, epochs - t))
+
+    return run
+
+
+def jax_loops(X, Y, single: ShallowNet, stack: list[ShallowNet], epochs: int) -> dict[str, Callable[[], object]]:
+    """JAX's jit(fori_loop) of the slides' formulas, written out by hand as in numpy_gradient, for one model and
+    vmap'ed over the stack's models; each epoch records J, as the compiled chunks do. The first call compiles."""
+    import jax
+    import jax.numpy as jnp
+
+    X, Y, n = jnp.asarray(X.numpy()), jnp.asarray(Y.numpy()), X.shape[0]
+
+    def epoch(theta):
+        W1, b1, W2, b2 = theta
+        A1 = jax.nn.sigmoid(X @ W1.T + b1)
+        Z2 = A1 @ W2.T + b2
+        J = jnp.sum(jax.nn.softplus(Z2) - Y * Z2) / n
+        dZ2 = (jax.nn.sigmoid(Z2) - Y) / n
+        dZ1 = (dZ2 @ W2) * A1 * (1 - A1)
+        gradients = (dZ1.T @ X, dZ1.sum(0), dZ2.T @ A1, dZ2.sum(0))
+        return J, tuple(p - 1.2 * g for p, g in zip(theta, gradients))
+
+    def training(step, theta, costs):
+        def body(t, carried):
+            theta, costs = carried
+            J, theta = step(theta)
+            return theta, costs.at[t].set(J)
+
+        return jax.jit(lambda theta: jax.lax.fori_loop(0, epochs, body, (theta, costs)))
+
+    def arrays(nets):
+        return tuple(
+            jnp.stack([jnp.asarray(getattr(m, name).detach().numpy()) for m in nets])
+            for name in ("W1", "b1", "W2", "b2")
+        )
+
+    one = tuple(a[0] for a in arrays([single]))
+    many = arrays(stack)
+    train_one = training(epoch, one, jnp.zeros(epochs))
+    train_many = training(jax.vmap(epoch), many, jnp.zeros((epochs, len(stack))))
+    return {
+        "jax, one model": lambda: jax.block_until_ready(train_one(one)),
+        "jax, 64 models": lambda: jax.block_until_ready(train_many(many)),
+    }
+
+
+def compile_seconds(case: str, cache: str) -> float:
+    """Seconds to the end of the first compiled epoch of ``case`` in a fresh process whose Inductor caches are in
+    ``cache``: a first compile where the directory is empty, a cached one after."""
+    code = (
+        "import time, benchmark as b; from torch_shallow import planar; X, Y = planar()\n"
+        f"run = b.COMPILE_CASES[{case!r}](X, Y); start = time.perf_counter(); run(); print(time.perf_counter() - start)"
+    )
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent, env=env
+    )
+    return float(out.stdout.split()[-1])
+
+
+def _grouped(X, Y, sizes):
+    from torch_shallow.compiled import stacks_by_size
+
+    params, activations, _ = stacks_by_size(planar_nets(sizes))
+    return chunked(X, Y, params, activations, [None] * len(activations), 1)
+
+
+COMPILE_CASES = {
+    "one model": lambda X, Y: chunked(X, Y, [p.detach() for p in planar_nets([4])[0].parameters()], "sigmoid", None, 1),
+    "64 models": lambda X, Y: chunked(X, Y, padded(planar_nets([4] * SWEEP_MODELS))[0], "sigmoid", None, 1),
+    "sizes 1-8, grouped": lambda X, Y: _grouped(X, Y, MIXED_SIZES),
+}
+
+
+def compiled_case(epochs: int, repeats: int) -> None:
+    """Compiled chunks (torch_shallow.compiled) against the eager loop, NumPy and JAX on the planar data, float32."""
+    from torch_shallow import fit_many
+    from torch_shallow.compiled import stacks_by_size
+
+    X, Y = planar()
+    single, stack, mixed = planar_nets([4])[0], planar_nets([4] * SWEEP_MODELS), planar_nets(MIXED_SIZES)
+    config = TrainConfig(lr=1.2, max_epochs=epochs, tol=0, progress=False)
+
+    def eager(nets):
+        return lambda: fit_many([copy.deepcopy(m) for m in nets], X, Y, config)
+
+    grouped, activations, _ = stacks_by_size(mixed)
+    runs = {
+        "numpy, one model": planar_loops(epochs)["numpy"],
+        "fit, one model": lambda: fit(copy.deepcopy(single), X, Y, config),
+        "compiled, one model": chunked(X, Y, [p.detach() for p in single.parameters()], "sigmoid", None, epochs),
+        "compiled, one model, chunks of 10": chunked(
+            X, Y, [p.detach() for p in single.parameters()], "sigmoid", None, epochs, 10
+        ),
+        "fit_many, 64 models": eager(stack),
+        "compiled, 64 models": chunked(X, Y, padded(stack)[0], "sigmoid", None, epochs),
+        "fit_many, sizes 1-8": eager(mixed),
+        "compiled, sizes 1-8, padded": chunked(X, Y, *padded(mixed)[:1], "sigmoid", padded(mixed)[1], epochs),
+        "compiled, sizes 1-8, grouped by size": chunked(X, Y, grouped, activations, [None] * len(activations), epochs),
+    }
+    try:
+        start = time.perf_counter()
+        jax_runs = jax_loops(X, Y, single, stack, epochs)
+        for run in jax_runs.values():
+            run()
+        jax_compile = time.perf_counter() - start
+        runs.update(jax_runs)
+    except ImportError:
+        print("(JAX is not installed: pip install '.[experiments]' adds it)")
+    t = median_seconds(runs, repeats)  # its warm-up compiles the chunks
+    models = {name: 1 if "one model" in name else SWEEP_MODELS for name in runs}
+    us = {name: t[name] / epochs / models[name] * 1e6 for name in runs}
+    numpy_us = us["numpy, one model"]
+    print(f"\n### Compiled chunks of epochs: planar data, {epochs:,} epochs, float32 (median µs per model-epoch)\n")
+    print("| method | µs per model-epoch | / NumPy's one-model epoch | / JAX's |")
+    print("|---|---|---|---|")
+    for name in runs:
+        anchor = "jax, one model" if models[name] == 1 else "jax, 64 models"
+        versus = f"{us[name] / us[anchor]:.2f}" if anchor in us and "sizes" not in name else ""
+        print(f"| {name} | {us[name]:.2f} | {us[name] / numpy_us:.3f} | {versus} |")
+    print("\n| compile (seconds to the first epoch, in a fresh process) | first | cached |")
+    print("|---|---|---|")
+    import tempfile
+
+    for case in COMPILE_CASES:
+        with tempfile.TemporaryDirectory() as cache:
+            first, cached = compile_seconds(case, cache), compile_seconds(case, cache)
+        print(f"| compiled, {case} | {first:.1f} | {cached:.1f} |")
+    if "jax, one model" in runs:
+        print(f"| JAX, one model and 64 (jit, in this process) | {jax_compile:.1f} | |")
+
+
 # ---- scaling out: the same full-batch training in 1 and 2 processes ------------------------------------------
 
 SCALING_CASE = (1_000_000, 32, 128)  # n, d, d1
@@ -382,7 +558,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["planar", "sweep", "large", "scaling"],
+        choices=["planar", "sweep", "compiled", "large", "scaling"],
         help="run these cases only (sweep implies planar, which it is compared with)",
     )
     parser.add_argument("--scaling-worker", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
@@ -398,11 +574,13 @@ def main() -> None:
         f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
     )
-    only = set(args.only or ["planar", "sweep", "large", "scaling"])
+    only = set(args.only or ["planar", "sweep", "compiled", "large", "scaling"])
     if only & {"planar", "sweep"}:
         single = planar_case(1_000 if args.quick else 10_000, repeats)
     if "sweep" in only:
         sweep_case(300 if args.quick else 3_000, repeats, single, 1_000 if args.quick else TrainConfig().max_epochs)
+    if "compiled" in only:
+        compiled_case(300 if args.quick else 3_000, repeats)
     if "large" in only:
         large_cases(cases, repeats)
     if "scaling" in only:
