@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 
-from torch_shallow import ShallowNet, TrainConfig, TrainingDiverged, fit, fit_many
+from torch_shallow import Callback, ShallowNet, TrainConfig, TrainingDiverged, TrainingInterrupted, fit, fit_many
 from torch_shallow import compiled as compiled_module
 from torch_shallow.compiled import (
     CONVERGED,
@@ -269,3 +269,75 @@ def test_epochs_per_chunk():
     assert epochs_per_chunk(20e-6) == 25_000
     assert epochs_per_chunk(2.0) == 1
     assert math.isclose(epochs_per_chunk(1e-3) * 1e-3, compiled_module.CHUNK_SECONDS)
+
+
+# The training loop with compiled chunks: fit and fit_many with compile=True against compile=False ---------------------
+
+
+class EveryFive(Callback):
+    """An event every 5 epochs, so that the chunks run from one event to the next; SIGINT after epoch ``stop_at``."""
+
+    every = 5
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at, self.seen = stop_at, []
+
+    def on_epoch_end(self, run):
+        self.seen.append(run.epoch)
+        if run.epoch == self.stop_at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_fit_compiled_equals_fit_eager_between_events():
+    X, Y = data("sigmoid")
+    results = {}
+    for mode in (True, False):
+        net = models("sigmoid", [3], ["sigmoid"])[0]
+        events = EveryFive()
+        config = TrainConfig(lr=0.5, max_epochs=23, tol=0, progress=False, compile=mode)
+        results[mode] = (fit(net, X, Y, config, callbacks=[events]), net, events.seen)
+    (compiled, net_c, seen_c), (eager, net_e, seen_e) = results[True], results[False]
+    assert seen_c == seen_e == [5, 10, 15, 20, 23]  # the callbacks see the same epochs
+    assert compiled.epochs == eager.epochs == 23 and compiled.stop_reason == eager.stop_reason == "max_epochs"
+    assert_close(torch.tensor(compiled.costs), torch.tensor(eager.costs))
+    for got, want in zip(net_c.parameters(), net_e.parameters()):
+        assert_close(got, want)
+
+
+def test_fit_many_compiled_stops_each_model_where_the_eager_loop_does():
+    X, Y = data("sigmoid")
+    histories = {}
+    for mode in (True, False):
+        nets = models("sigmoid", HIDDEN, ACTIVATIONS)
+        config = TrainConfig(max_epochs=60, tol=1e-3, progress=False, compile=mode)
+        histories[mode] = fit_many(nets, X, Y, config, lrs=[0.5, 1.0, 1e5])
+    for compiled, eager in zip(histories[True], histories[False]):
+        assert (compiled.epochs, compiled.stop_reason) == (eager.epochs, eager.stop_reason)
+        assert_close(torch.tensor(compiled.costs), torch.tensor(eager.costs))
+    assert {h.stop_reason for h in histories[True]} >= {"diverged"}
+
+
+def test_a_resumed_compiled_run_equals_an_uninterrupted_one(tmp_path):
+    X, Y = data("sigmoid")
+    config = TrainConfig(lr=0.5, max_epochs=23, tol=0, progress=False, compile=True, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(TrainingInterrupted):
+        fit(models("sigmoid", [3], ["sigmoid"])[0], X, Y, config, callbacks=[EveryFive(stop_at=10)])
+    resumed = models("sigmoid", [3], ["sigmoid"])[0]
+    history = fit(resumed, X, Y, config, resume_from=tmp_path / "c.pt", callbacks=[EveryFive()])
+    whole = models("sigmoid", [3], ["sigmoid"])[0]
+    expected = fit(
+        whole, X, Y, TrainConfig(lr=0.5, max_epochs=23, tol=0, progress=False, compile=True), callbacks=[EveryFive()]
+    )
+    assert history.costs == expected.costs
+    assert all(torch.equal(p, q) for p, q in zip(resumed.parameters(), whole.parameters()))
+
+
+def test_compile_true_where_a_run_cannot_compile_warns_and_trains_eagerly():
+    X, Y = data("sigmoid")
+    net = ShallowNet(D, 3, bias=(True, False), dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="trains eagerly, for a model has no bias"):
+        history = fit(net, X, Y, TrainConfig(max_epochs=5, tol=0, progress=False, compile=True))
+    assert history.epochs == 5

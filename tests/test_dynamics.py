@@ -170,6 +170,7 @@ class StandInRun:
     learning_rates: list
     epoch: int = 0
     logged: list = field(default_factory=list)
+    writers: list = field(default_factory=list)
 
     def log(self, scalars):
         assert len(scalars) == len(self.models)

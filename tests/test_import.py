@@ -46,7 +46,12 @@ def test_import_loads_no_tensorboard_pil_or_pyarrow():
 
 
 def test_the_lazy_names_load_their_modules_when_used():
-    measured = probe("torch_shallow.fit")
+    """A run that logs loads TensorBoard and Pillow; data read from CSV or Parquet loads pyarrow."""
+    measured = probe(
+        "torch_shallow.fit(torch_shallow.ShallowNet(2, 3), *torch_shallow.planar(), "
+        "torch_shallow.TrainConfig(max_epochs=1, log_dir=__import__('tempfile').mkdtemp(), progress=False)); "
+        "import torch_shallow.parquet; torch_shallow.parquet.is_parquet(__file__)"
+    )
     assert measured["heavy"] == sorted(HEAVY)  # the probe can see them, so their absence above means something
 
 

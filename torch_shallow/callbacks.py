@@ -42,6 +42,9 @@ class Callback:
     """
 
     every: int | None = 1
+    between_chunks: bool = False
+    """True for a callback that only watches (a progress bar, stop signals): it is called after every epoch, or
+    after every chunk of epochs where they run compiled, without cutting them short."""
 
     def on_fit_start(self, run: Run) -> None:
         """Before the first epoch (of this process: after a resume, at the checkpoint's epoch)."""
@@ -181,9 +184,14 @@ class Events:
 
     def epoch_end(self, run: Run) -> None:
         for i, callback in enumerate(self.callbacks):
-            if (callback.every is not None and run.epoch % callback.every == 0) or run.last:
+            if callback.between_chunks or (callback.every is not None and run.epoch % callback.every == 0) or run.last:
                 self.called_at[i] = run.epoch
                 callback.on_epoch_end(run)
+
+    def epochs_to_next(self, run: Run) -> int:
+        """The epochs from ``run.epoch`` to the next one after which a callback is due, or to ``max_epochs``."""
+        periods = [c.every for c in self.callbacks if c.every is not None and not c.between_chunks]
+        return min([run.max_epochs - run.epoch, *(every - run.epoch % every for every in periods)])
 
     def fit_end(self, run: Run, stepped: bool) -> None:
         if stepped:  # after the last epoch, once, for each callback not yet called at it

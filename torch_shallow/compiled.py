@@ -31,22 +31,21 @@ import math
 import os
 import shutil
 import sys
+import time
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .functional import Activations, cost_and_gradients
 from .parallel import threads_for_training
+from .stopping import DIVERGENCE_FACTOR
 
 # The stop codes of each model, as :class:`Chunk` returns them.
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
-# The cost has diverged once it exceeds this many times max(J(θ(0)), 1) (trainer.DIVERGENCE_FACTOR; the eager loop
-# is to take it from here).
-DIVERGENCE_FACTOR = 100.0
 # Epochs per compiled call at most: the length of the buffer the costs are written into. Larger chunks take several
 # calls, each a few tens of µs of Python.
 CALL_EPOCHS = 256
@@ -450,3 +449,91 @@ def stacks_by_size(models: list) -> tuple[list[Tensor], list[Activations], list[
         names = tuple(m.activation for m in group)
         activations.append(names[0] if len(set(names)) == 1 else names)
     return params, activations, order
+
+
+# ---- the training loop's epochs as chunks ---------------------------------------------------------------------------
+
+
+class CompiledEpochs:
+    """The epochs of :func:`~torch_shallow.trainer.train` between two events as compiled chunks (:class:`Chunks`),
+    kept in step with the run: each chunk's costs go into the histories, its stops become the models' stop reasons,
+    and models that a callback stopped stop in the chunks too. A chunk is bounded to about ``CHUNK_SECONDS``
+    (:func:`epochs_per_chunk`, from the last chunk's time), so that Ctrl-C and SIGTERM stop training within about a
+    second."""
+
+    def __init__(self, run: Any, tol: float, compile: bool = True) -> None:
+        trainee = run.trainee
+        params = trainee.parameters()
+        self.state = ChunkState.start(
+            params,
+            first_costs=[h.costs[0] if h.costs else None for h in run.histories],
+            last_costs=[h.costs[-1] if h.costs else None for h in run.histories],
+            epochs=[h.epochs for h in run.histories],
+            running=list(run.running),
+        )
+        trainable = tuple(p.requires_grad for p in trainee.reference.parameters())
+        self.chunks = Chunks(
+            run.X,
+            run.Y,
+            self.state,
+            trainee.learning_rates(),
+            activation=trainee.activation,
+            output=trainee.output,
+            tol=tol,
+            unit_mask=getattr(trainee, "unit_mask", None),
+            trainable=trainable,
+            compile=compile,
+        )
+        self.bound = 16  # epochs per chunk until a chunk's time is known
+
+    def __call__(self, run: Any, count: int) -> None:
+        """Up to ``count`` epochs (fewer where all models stop first, or the time bound is shorter)."""
+        count = max(1, min(count, self.bound))
+        for k, on in enumerate(run.running):  # stopped by a callback since the last chunk
+            if not on:
+                self.state.stops[k] = CONVERGED
+        started = time.perf_counter()
+        chunk = self.chunks(run.epoch, count)
+        self.bound = epochs_per_chunk((time.perf_counter() - started) / count)
+        costs, epochs, stops = chunk.costs.T.tolist(), chunk.epochs.tolist(), chunk.stops.tolist()
+        ran = [k for k, on in enumerate(run.running) if on]
+        for k in ran:
+            history = run.histories[k]
+            history.costs += [cost for cost in costs[k] if not math.isnan(cost)]
+            history.epochs = epochs[k]
+            if stops[k] == DIVERGED:
+                if not history.costs:
+                    raise ValueError("the initial parameters give a cost of nan or inf; check the model's parameters")
+                run.stop("diverged", models=[k])
+            elif stops[k] == CONVERGED:
+                run.stop("converged", models=[k])
+            elif history.epochs >= run.max_epochs:
+                run.stop("max_epochs", models=[k])
+        run.epoch = max([run.epoch, *(epochs[k] for k in ran)])
+
+
+def compiled_epochs(run: Any, mode: str | bool, tol: float, plain: bool) -> CompiledEpochs | None:
+    """The run's epochs as compiled chunks where ``mode`` asks for them (:func:`should_compile`) and the run can
+    have them: plain gradient descent on tensors in one process, every model with both biases, sigmoid or softmax
+    outputs. Otherwise None (the eager loop), with a warning where ``mode`` is True."""
+    trainee = run.trainee
+    reasons = [
+        (not plain, "it takes a torch.optim optimizer's steps"),
+        (not (isinstance(run.X, Tensor) and isinstance(run.Y, Tensor)), "its data is on disk"),
+        (torch.distributed.is_available() and torch.distributed.is_initialized(), "it runs in several processes"),
+        (trainee.b1 is None or trainee.b2 is None, "a model has no bias"),
+        (trainee.output not in ("sigmoid", "softmax"), f"its output is {trainee.output!r}"),
+    ]
+    why = [reason for applies, reason in reasons if applies]
+    if mode is False or (why and mode == "auto"):
+        return None
+    if why:
+        warnings.warn(f"compile=True: this run trains eagerly, for {' and '.join(why)}", RuntimeWarning, stacklevel=4)
+        return None
+    W1 = trainee.W1
+    K = W1.shape[0] if W1.dim() == 3 else 1
+    n, d = run.X.shape
+    epochs = run.max_epochs - run.epoch
+    if not should_compile(mode, n, d, W1.shape[-2], K, epochs, W1.device, trainee.W2.shape[-2]):
+        return None
+    return CompiledEpochs(run, tol)

@@ -69,6 +69,8 @@ class ProgressBar(Callback):
     """The epochs as a :func:`progress_bar`, with the lowest cost of the running models; ``enabled=None`` shows it in
     a terminal or a notebook."""
 
+    between_chunks = True
+
     def __init__(self, max_epochs: int, enabled: bool | None) -> None:
         self.max_epochs, self.enabled = max_epochs, enabled
         self.bar: tqdm[Any] | None = None

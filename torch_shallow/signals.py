@@ -61,6 +61,8 @@ class StopSignals(Callback):
     the callbacks: once the others have ended training (the checkpoint written), a signal that came at any time
     raises :class:`~torch_shallow.errors.TrainingInterrupted`."""
 
+    between_chunks = True
+
     def __init__(self, checkpoint: Path | None, resume_hint: Callable[[], str]) -> None:
         self.checkpoint, self.resume_hint = checkpoint, resume_hint
         self._signalled: Callable[[], int] = lambda: 0

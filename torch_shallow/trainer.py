@@ -26,10 +26,11 @@ from torch import Tensor
 
 from .callbacks import Callback, Events, Run, state_keys
 from .checkpoint import Checkpointing, architecture, optimizer_changes, resume_state, training_state
+from .compiled import CompiledEpochs, compiled_epochs
 from .distributed import broadcast_, world
 from .early_stopping import EarlyStopping
-from .errors import TrainingDiverged, TrainingInterrupted
-from .evaluation import Evaluation, evaluate
+from .errors import TrainingDiverged
+from .evaluation import Evaluation
 from .fingerprint import Fingerprint
 from .functional import Sweep as RowPass
 from .hyperparameters import CONSTRAINTS
@@ -42,7 +43,7 @@ from .signals import StopSignals
 from .stopping import DIVERGENCE_FACTOR, divergence_limit, record_costs, until_convergence
 from .validation import check_parameters, check_training_data, check_validation_data, rows_over_ranks
 
-__all__ = ["History", "TrainConfig", "TrainingDiverged", "TrainingInterrupted", "evaluate", "fit", "train"]
+__all__ = ["History", "TrainConfig", "fit", "run_training", "train"]
 
 # TensorBoard keeps 1,000 points of each scalar tag by default (its reservoir size): more buys nothing.
 LOGGED_POINTS = 1000
@@ -57,7 +58,7 @@ class TrainConfig:
     max_epochs: int = 10_000
     """At most this many gradient steps, one per epoch over all n samples."""
     tol: float = 1e-9
-    """Stop once |J(θ(t)) - J(θ(t-1))| < tol, "until convergence"; 0 turns it off."""
+    """Stop once ``|J(θ(t)) - J(θ(t-1))| < tol``, "until convergence"; 0 turns it off."""
     log_dir: str | Path | None = None
     """TensorBoard run directory, new or empty unless resuming; None writes nothing."""
     log_every: int | None = None
@@ -76,7 +77,10 @@ class TrainConfig:
     restore_best: bool = True
     """With ``patience``, end with θ of the epoch of the lowest validation cost."""
     progress: bool | None = None
-    """A progress bar; None shows it only when the output is a terminal."""
+    """A progress bar; None shows it in a terminal or a notebook."""
+    compile: str | bool = "auto"
+    """Run the epochs between two events as compiled code (:mod:`~torch_shallow.compiled`): True, False, or "auto",
+    where it is expected to repay the compile: long runs on small data."""
 
     def __post_init__(self) -> None:
         # NumPy's scalars are accepted and stored as Python numbers, for a checkpoint holds plain values.
@@ -93,6 +97,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None or name not in ("log_every", "dashboard_models", "patience"):
                 setattr(self, name, CONSTRAINTS.get(name, CONSTRAINTS["max_epochs"]).check(name, value))
+        if not (self.compile == "auto" or isinstance(self.compile, bool)):
+            raise ValueError(f"compile must be 'auto', True or False, got {self.compile!r}")
         for name in ("log_dir", "checkpoint"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -151,7 +157,7 @@ class History:
     epochs: int = 0
     """Gradient steps taken; ``len(costs) == epochs``."""
     stop_reason: str = ""
-    """"converged" (|ΔJ| < tol), "max_epochs", "early_stopping", "diverged", a callback's reason, or "" while
+    """"converged" (``|ΔJ| < tol``), "max_epochs", "early_stopping", "diverged", a callback's reason, or "" while
     training goes on (also after Ctrl-C or SIGTERM)."""
     final_cost: float = math.nan
     """J of the trained model: θ(epochs), or the best epoch's θ with ``restore_best``."""
@@ -213,15 +219,19 @@ class Trainee(Protocol):
     def load(self, weights: dict[str, Tensor], optimizer_state: dict[str, Any]) -> None: ...
 
 
-def train(run: Run, events: Events, tol: float) -> None:
-    """The slides' steps 2-4 for every model of ``run`` until each has stopped, and the callbacks' events."""
+def train(run: Run, events: Events, tol: float, compiled: CompiledEpochs | None = None) -> None:
+    """The slides' steps 2-4 for every model of ``run`` until each has stopped, and the callbacks' events; with
+    ``compiled``, the same steps for all the epochs up to the next event in one compiled call."""
     events.fit_start(run)
     stepped = False
     while not run.last:
-        J = run.cost_and_grad().J  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
-        record_costs(run, J)  # J(θ(t)) into the histories; a NaN or runaway J stops its model at θ(t-1)
-        run.trainee.step(run.running)  # 3. θ(t+1) = θ(t) - α ∇J(θ(t))
-        until_convergence(run, tol)  # 4. back to 2 until |J(θ(t)) - J(θ(t-1))| < tol, or max_epochs
+        if compiled is not None:
+            compiled(run, events.epochs_to_next(run))  # the steps below, compiled, up to the next event
+        else:
+            J = run.cost_and_grad().J  # 2. J(θ(t)), ∇J(θ(t)) over all n samples
+            record_costs(run, J)  # J(θ(t)) into the histories; a NaN or runaway J stops its model at θ(t-1)
+            run.trainee.step(run.running)  # 3. θ(t+1) = θ(t) - α ∇J(θ(t))
+            until_convergence(run, tol)  # 4. back to 2 until |J(θ(t)) - J(θ(t-1))| < tol, or max_epochs
         stepped = True
         events.epoch_end(run)  # the callbacks due after epoch t, which may stop training
     events.fit_end(run, stepped)
@@ -466,7 +476,8 @@ def run_training(
         stack.enter_context(threads_for_training(X, reference.hidden_features))
         stack.enter_context(signals)
         try:
-            train(run, Events(everything), config.tol)
+            compiled = compiled_epochs(run, config.compile, config.tol, getattr(trainee, "plain", True))
+            train(run, Events(everything), config.tol, compiled)
         except OSError as error:  # the disk is full, a file system went away: stop now, losing as little as we can
             for h in histories:
                 del h.costs[h.epochs :]  # the epoch in progress is not done

@@ -27,6 +27,7 @@ from ..parquet import is_parquet
 from ..run import check_save_path, holds_run, model_run_names, new_run_dir, run_name
 from ..stack import fit_many
 from ..trainer import History, TrainConfig, fit
+from .parser import COMPILE
 from .resume import RUN_ARGUMENTS, flag, refuse_contradictions, resumed_settings
 
 
@@ -90,6 +91,7 @@ def new_config(args: argparse.Namespace, log_dir: Path | None, checkpoint: Path 
         checkpoint_every=args.checkpoint_every,
         patience=args.patience,
         dashboard_models=getattr(args, "dashboard_models", TrainConfig.dashboard_models),
+        compile=COMPILE[args.compile],
     )
 
 

@@ -62,6 +62,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     model.add_argument("--save", type=Path, help="write the trained model's state_dict to this file")
     training = _training_options(train)
     training.add_argument("--lr", type=POSITIVE.parse, default=TrainConfig.lr, help="learning rate α" + DEFAULT)
+    _compile_option(training)
     _instrument_options(train)
     faults = _run_options(train, "run")
     faults.add_argument(
@@ -93,6 +94,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     training.add_argument(
         "--lr", type=POSITIVE.parse, nargs="+", default=[TrainConfig.lr], help="learning rates α" + DEFAULT
     )
+    _compile_option(training)
     _instrument_options(sweep)
     _run_options(sweep, "sweep")
 
@@ -170,6 +172,19 @@ def _training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         "evaluations, keeping the best epoch's parameters (needs --val-fraction)",
     )
     return training
+
+
+COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def _compile_option(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--compile",
+        choices=list(COMPILE),
+        default="auto",
+        help="run the epochs between two log points as compiled code: on, off, or auto, where it repays the "
+        "compile (long runs on small data)" + DEFAULT,
+    )
 
 
 def _instrument_options(parser: argparse.ArgumentParser) -> None:

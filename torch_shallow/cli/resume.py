@@ -10,6 +10,7 @@ from pathlib import Path
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..parquet import is_parquet
 from ..trainer import TrainConfig
+from .parser import COMPILE
 
 # What a resumed run may change: how long it goes on and how it is recorded, where it runs, and where its data now
 # lies (--dataset, --csv, --data, --label), which the checkpoint's data fingerprint checks. What defines the run
@@ -146,6 +147,8 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
             if dest in given
         },
     )
+    if "compile" in given:
+        config["compile"] = COMPILE[args.compile]
     args.saved = saved
     return TrainConfig(**config)
 
