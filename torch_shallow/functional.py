@@ -43,6 +43,9 @@ from .parallel import map_on_cores, row_ranges
 from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
 
+if TYPE_CHECKING:
+    from .ondisk import NpyRows
+
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 Activations = str | tuple[str, ...]  # one σ, or one per model of a stack (see activations.activate_)
 
@@ -350,13 +353,13 @@ def _stack(rows: list[Tensor]) -> Tensor:
 
 
 def row_blocks(
-    X: Tensor, Y: Tensor, block_rows: int, start: int = 0, stop: int | None = None
+    X: Tensor | NpyRows, Y: Tensor | NpyRows, block_rows: int, start: int = 0, stop: int | None = None
 ) -> Iterable[tuple[Tensor, Tensor]]:
     """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows from ``start`` to ``stop`` (X's end by
     default), the last one shorter if need be."""
     stop = X.shape[0] if stop is None else stop
     if isinstance(X, Tensor) and start == 0 and stop == X.shape[0] <= block_rows:
-        return [(X, Y)]  # no slicing: on small data every call counts
+        return [(X, cast(Tensor, Y))]  # no slicing: on small data every call counts (Y: a tensor beside a tensor X)
     return (
         (X[a : min(a + block_rows, stop)], Y[a : min(a + block_rows, stop)]) for a in range(start, stop, block_rows)
     )
