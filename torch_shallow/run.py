@@ -31,7 +31,7 @@ def run_name(experiment: str) -> str:
     return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
+def default_run_dir(experiment: str, root: str | os.PathLike[str] = "runs") -> Path:
     """A new, empty run directory ``<root>/<experiment>-<YYYYmmdd-HHMMSS>`` (:func:`run_name`), created here (see
     :func:`new_run_dir`)."""
     return new_run_dir(Path(root) / run_name(experiment))
