@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import google_crc32c
 import numpy as np
@@ -33,6 +33,11 @@ from .callbacks import Callback, Run
 from .evaluation import labels_per_row
 from .functional import ShallowNetFunction, auto_block_rows
 from .stopping import diverging
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard.writer import FileWriter
+
+    from .module import ShallowNet
 
 HParamValue = int | float | str | bool
 
@@ -56,7 +61,7 @@ def write_hparams(writer: SummaryWriter, hparams: dict[str, object]) -> None:
     # accuracy/val, cost/train, cost/val and grad_norm.
     _, session_start, session_end = hparams_summary(clean, {})
     for summary in (session_start, session_end):
-        writer.file_writer.add_summary(summary)
+        cast("FileWriter", writer.file_writer).add_summary(summary)  # torch types the attribute by its initial None
 
 
 # Colours of the decision-boundary image (RGB in [0, 1]): the probability field fades from the light colour of
@@ -71,7 +76,7 @@ KEY_ROWS, SWATCH, PAD = 40, 8, 6
 
 
 @torch.no_grad()
-def decision_boundary_image(model: torch.nn.Module, X: Tensor, Y: Tensor, size: int = 256) -> Tensor:
+def decision_boundary_image(model: ShallowNet, X: Tensor, Y: Tensor, size: int = 256) -> Tensor:
     """A (3, size + KEY_ROWS, size) float image in [0, 1]: the points of 2-D data over the field A2 = P(y = 1 | x),
     in the top size × size square, and beneath it a key to the colours (:func:`colour_key`).
 
@@ -129,7 +134,9 @@ def colour_key(width: int) -> Tensor:
     return key * (1 - ink) + INK.double() * ink
 
 
-def _write(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, x: int, top: int, text: str) -> int:
+def _write(
+    draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, x: int, top: int, text: str
+) -> int:
     """Draw text left-aligned at x, centred on the SWATCH rows from ``top``; returns the column after it."""
     draw.text((x, top + SWATCH / 2), text, fill=255, font=font, anchor="lm")
     return x + round(draw.textlength(text, font=font))
@@ -241,7 +248,7 @@ class RunWriter(SummaryWriter):
 HISTOGRAM_BINS = 30
 
 
-def write_dashboard(writer: SummaryWriter, model: torch.nn.Module, X: Tensor, Y: Tensor, step: int) -> None:
+def write_dashboard(writer: SummaryWriter, model: ShallowNet, X: Tensor, Y: Tensor, step: int) -> None:
     """Histograms of θ and ∇J (tags ``parameters/W1``... and ``gradients/W1``...), and for 2-D data the decision
     boundary. The groups keep the histograms together, after ``accuracy`` and ``cost``: bare tags W1, W2 would
     sort before them (capitals first) and take the landing page's first, expanded sections."""
@@ -301,10 +308,11 @@ def _name_values(graph: torch.Graph) -> None:
     for node in graph.nodes():
         if node.kind() == "prim::PythonOp":
             result = node.output()
-            result.setDebugName(node.pyname())
+            function = node.pyname()  # type: ignore[attr-defined]  # torch._C.Node's stub lacks pyname
+            result.setDebugName(function)
             for use in result.uses():
-                if use.user.kind() == "prim::TupleUnpack" and node.pyname() in FUNCTION_OUTPUTS:
-                    for value, name in zip(use.user.outputs(), FUNCTION_OUTPUTS[node.pyname()]):
+                if use.user.kind() == "prim::TupleUnpack" and function in FUNCTION_OUTPUTS:
+                    for value, name in zip(use.user.outputs(), FUNCTION_OUTPUTS[function]):
                         value.setDebugName(name)
 
 
@@ -352,6 +360,8 @@ class TensorBoard(Callback):
     and tracing each would cost seconds). At the end, the trained models' values at step ``epochs``, so that each
     curve ends at the final cost, and each run's hyperparameters for the HParams dashboard."""
 
+    every: int  # never None here
+
     def __init__(self, every: int, hparams: list[dict[str, object]], summary: dict[str, object]) -> None:
         self.every, self.hparams, self.summary = every, hparams, summary
 
@@ -368,7 +378,8 @@ class TensorBoard(Callback):
             return
         result = run.cost_and_grad(count_right=True)
         costs = result.J.reshape(-1).tolist()
-        accuracies = (result.right.reshape(-1).double() / (run.n * labels_per_row(run.trainee))).tolist()
+        right = cast(Tensor, result.right)  # counted: count_right=True
+        accuracies = (right.reshape(-1).double() / (run.n * labels_per_row(run.trainee))).tolist()
         norms, lrs = run.trainee.grad_norms(), run.learning_rates
         val = run.validation() if run.val is not None else None
         scalars: list[dict[str, float] | None] = []
@@ -388,7 +399,7 @@ class TensorBoard(Callback):
         for k, (history, writer) in enumerate(zip(run.histories, run.writers)):
             values = {"cost/train": history.final_cost, "accuracy/train": history.train_accuracy}
             if history.val_cost is not None:
-                values.update({"cost/val": history.val_cost, "accuracy/val": history.val_accuracy})
+                values.update({"cost/val": history.val_cost, "accuracy/val": cast(float, history.val_accuracy)})
             writer.add_step_scalars(values, history.epochs)
         models = run.models
         for k, writer in enumerate(run.writers):
@@ -406,6 +417,8 @@ class Dashboard(Callback):
     """Every ``every`` epochs and at the end, histograms of θ and ∇J and, for 2-D data, the decision boundary
     (:func:`write_dashboard`), of at most ``models`` models: those of the lowest cost at that epoch (None: all).
     A stack of hundreds of models would otherwise spend most of its time drawing."""
+
+    every: int  # never None here
 
     def __init__(self, every: int, models: int | None) -> None:
         self.every, self.models = every, models

@@ -13,7 +13,7 @@ progress bar (:mod:`~torch_shallow.progress`) and stop signals (:class:`~torch_s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .distributed import all_reduce_sum_
 from .functional import Sweep as RowPass
@@ -157,7 +157,7 @@ class Run:
         histories of the running models (``val_epochs``, ``val_costs``)."""
         key = self._version()
         if self._validation is None or self._validation[0] != key:
-            costs, accuracies = self.evaluate(*self.val)
+            costs, accuracies = self.evaluate(*cast("tuple[Any, Any, int]", self.val))  # asked for with val only
             for k, history in enumerate(self.histories):
                 if self.running[k]:
                     history.val_epochs.append(history.epochs)
@@ -205,7 +205,8 @@ class Events:
 
 def state_keys(callbacks: list[Callback]) -> list[str]:
     """A name for each callback's state in a checkpoint: its class name, with ``#2``, ``#3``... for repeats."""
-    keys, seen = [], {}
+    keys: list[str] = []
+    seen: dict[str, int] = {}
     for callback in callbacks:
         name = type(callback).__qualname__
         seen[name] = seen.get(name, 0) + 1

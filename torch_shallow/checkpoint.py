@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +21,12 @@ from .callbacks import Callback, Run
 from .fingerprint import fingerprint_changes
 from .hyperparameters import dtype_name
 
+if TYPE_CHECKING:
+    from .module import ShallowNet
+
 FORMAT = "torch_shallow.checkpoint/3"
 # A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
-REQUIRED = {
+REQUIRED: dict[str, type | tuple[type, ...]] = {
     "model": dict,
     "optimizer": dict,
     "history": (dict, list),
@@ -137,7 +140,7 @@ def training_state(
     the trainer trains (one model and its optimizer, or a stack of models; see ``trainer.fit`` and
     ``stack.fit_many``): it gives its weights, optimizer state, architecture and optimizer class. ``callbacks`` holds
     each callback's ``state_dict`` by name (``callbacks.state_keys``)."""
-    rng = {"torch": torch.get_rng_state()}
+    rng: dict[str, Tensor | list[Tensor]] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {
@@ -157,10 +160,11 @@ def training_state(
 def trained_weights(state: dict[str, Any]) -> dict[str, Tensor]:
     """The trained model's weights in a checkpoint: those of its best validation epoch where early stopping put them
     back at the end, otherwise the last epoch's."""
-    return state["model"]
+    weights: dict[str, Tensor] = state["model"]
+    return weights
 
 
-def architecture(model: nn.Module) -> dict[str, object]:
+def architecture(model: ShallowNet) -> dict[str, object]:
     """What a checkpoint's weights mean: the model's sizes, activation, output, biases (hidden, output) and dtype."""
     return {
         "in_features": model.in_features,
@@ -209,7 +213,7 @@ def resume_state(path: str | Path, trainee: Any, data: dict[str, Any] | None) ->
     return state
 
 
-def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
+def _describe(a: dict[str, Any] | list[dict[str, Any]]) -> str:
     if isinstance(a, list):
         return f"a stack of {len(a)} models: " + ", ".join(_describe(one) for one in a)
     output = f", output={a['output']!r}" if a.get("output", "sigmoid") != "sigmoid" else ""
@@ -222,12 +226,12 @@ def _describe(a: dict[str, object] | list[dict[str, object]]) -> str:
 
 def optimizer_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """The hyperparameters that differ between two ``torch.optim`` state dicts, in words."""
-    saved, now = saved["param_groups"], now["param_groups"]
-    if len(saved) != len(now):
-        return [f"the optimizer had {len(saved)} parameter groups, now {len(now)}"]
+    saved_groups, now_groups = saved["param_groups"], now["param_groups"]
+    if len(saved_groups) != len(now_groups):
+        return [f"the optimizer had {len(saved_groups)} parameter groups, now {len(now_groups)}"]
     return [
         f"{key} was {a.get(key)!r}, now {b.get(key)!r}"
-        for a, b in zip(saved, now)
+        for a, b in zip(saved_groups, now_groups)
         for key in sorted((set(a) | set(b)) - IMPLEMENTATION_OPTIONS)
         if a.get(key) != b.get(key)
     ]
@@ -237,6 +241,8 @@ class Checkpointing(Callback):
     """Rank 0 writes the checkpoint every ``every`` epochs and at the end of training (after Ctrl-C and SIGTERM
     too), flushing TensorBoard first so that a failing disk shows at the latest here; ``state`` gives what to write
     (:func:`training_state`). Remembers the last epoch on disk, for the messages."""
+
+    every: int  # never None here
 
     def __init__(self, path: Path | None, every: int, state: Callable[[], dict[str, Any]]) -> None:
         self.path, self.every, self.state = path, every, state

@@ -18,10 +18,10 @@ import itertools
 import math
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -31,10 +31,13 @@ from torch import Tensor
 from .labels import MAX_CLASSES
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: `import torch_shallow` stays light
+    import _csv  # csv.reader's type
+
     import pyarrow as pa
     from pyarrow import csv as arrow_csv
 
-T, U = TypeVar("T"), TypeVar("U")
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def _tensors(X: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -108,7 +111,8 @@ class LabelKind:
 
 
 def _class_numbers(labels: np.ndarray) -> np.ndarray:
-    return (labels >= 0) & (labels < MAX_CLASSES) & (labels == np.floor(labels))
+    valid: np.ndarray = (labels >= 0) & (labels < MAX_CLASSES) & (labels == np.floor(labels))
+    return valid
 
 
 # The label kind of each output (ShallowNet's ``output``, the command line's --output): binary cross-entropy takes
@@ -313,7 +317,7 @@ def _in_order(fn: Callable[[T], U], items: Iterator[T]) -> Iterator[tuple[T, U]]
 
     workers = pa.cpu_count()  # Arrow's count of cores, which OMP_NUM_THREADS lowers
     with ThreadPoolExecutor(workers) as pool:
-        running = collections.deque()
+        running: collections.deque[tuple[T, Future[U]]] = collections.deque()
         for item in items:
             running.append((item, pool.submit(fn, item)))
             if len(running) > workers:  # one more than the workers, read ahead: none of them waits for the reading
@@ -323,12 +327,13 @@ def _in_order(fn: Callable[[T], U], items: Iterator[T]) -> Iterator[tuple[T, U]]
             yield item, result.result()
 
 
-def _blocks(f: BinaryIO, block_size: int) -> Iterator[tuple[int, bytearray]]:
+def _blocks(f: io.BufferedIOBase, block_size: int) -> Iterator[tuple[int, bytearray]]:
     """(offset, block): the bytes of ``f`` in blocks of whole records, each with where it starts in ``f``;
     ``block_size`` bytes read at a time after what the last block left, cut after the last line end outside
     quotes. A record longer than that waits for more bytes, unless its open field is already over csv's limit: that
     block is handed on whole, for the second reading to name the error. The last block is what remains at the end
     of the file."""
+    rest: bytes | bytearray
     rest, size, offset = b"", block_size, 0
     while True:
         block = bytearray(len(rest) + size)  # read into: no copy of the block but the rest's
@@ -350,7 +355,7 @@ def _blocks(f: BinaryIO, block_size: int) -> Iterator[tuple[int, bytearray]]:
         yield offset, bytearray(rest)
 
 
-def _record_end(data: bytes) -> int:
+def _record_end(data: bytes | bytearray) -> int:
     """Where the last whole record of ``data`` ends (``data`` starts with a record): just after its last line end
     outside quotes, 0 if none. A line end is outside quotes where an even number of quotes comes before it; a "\\r"
     at the very end does not count, since a "\\n" may follow it."""
@@ -365,21 +370,21 @@ def _record_end(data: bytes) -> int:
     return end
 
 
-def _last_line_end(data: bytes, stop: int) -> int:
+def _last_line_end(data: bytes | bytearray, stop: int) -> int:
     """Just after the last "\\n" before ``stop``, or, where there is none, the last "\\r" (a "\\r" at the end of
     ``data`` excluded); 0 if none. Not the last of both: files end lines in "\\n" or "\\r\\n" but for a few, and
     any line end outside quotes ends a record."""
     return (data.rfind(b"\n", 0, stop) + 1) or (data.rfind(b"\r", 0, min(stop, len(data) - 1)) + 1)
 
 
-def _open_field_over_limit(data: bytes) -> bool:
+def _open_field_over_limit(data: bytes | bytearray) -> bool:
     """Whether the last field of ``data``, a record without its end, is already longer than csv's field limit. It
     starts after the last comma, or, where a quote is open, at the last quote or before."""
     start = data.rfind(b'"') if data.count(b'"') % 2 else data.rfind(b",") + 1
     return len(data) - start > csv.field_size_limit()
 
 
-def _line_count(data: bytes) -> int:
+def _line_count(data: bytes | bytearray) -> int:
     count = data.count(b"\n")
     if b"\r" in data:  # rare: "\r\n" (Windows) is one line end, "\r" (classic Mac OS) another
         count += data.count(b"\r") - data.count(b"\r\n")
@@ -441,7 +446,7 @@ def _parse_options(quoted: bool) -> arrow_csv.ParseOptions:
 
 
 def _parsed(
-    block: bytes,
+    block: bytes | bytearray,
     options: tuple[arrow_csv.ReadOptions, arrow_csv.ConvertOptions],
     k: int,
     dtype: np.dtype,
@@ -477,7 +482,7 @@ def _parsed(
     return rows_in_dtype([numpy_column(column) for column in table.columns], k, dtype, output)
 
 
-def _may_hold_a_long_field(block: bytes) -> bool:
+def _may_hold_a_long_field(block: bytes | bytearray) -> bool:
     """Whether a field of ``block`` may be longer than csv's limit: such a field covers a whole window of half the
     limit, aligned, without a comma. One find per window, which stops at the window's first comma."""
     window = csv.field_size_limit() // 2
@@ -485,7 +490,7 @@ def _may_hold_a_long_field(block: bytes) -> bool:
 
 
 def _reread(
-    path: Path, block: bytes, line: int, header: list[str], k: int, dtype: np.dtype, output: str
+    path: Path, block: bytes | bytearray, line: int, header: list[str], k: int, dtype: np.dtype, output: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """A block read again, row by row, by Python's csv module and ``float()``, its first line being ``line``: the
     first bad line raises ValueError naming it; else (features (m, d), labels (m,)) in ``dtype``."""
@@ -502,14 +507,14 @@ def _reread(
     return _rounded(path, values[:i], lines[:i], k, dtype, output)
 
 
-def _reader(block: bytes) -> Iterator[list[str]]:
+def _reader(block: bytes | bytearray) -> _csv.Reader:
     # surrogateescape: bytes that are not UTF-8 reach the checks as lone surrogates, so that the error names their
     # line; a strict decoder would fail on the whole block, lines away from the bad byte.
     text = io.StringIO(block.decode("utf-8", errors="surrogateescape"), newline="")
     return csv.reader(text, strict=True)  # strict: an unclosed quote is an error, not a field holding the rest
 
 
-def _records(path: Path, reader: Iterator[list[str]], first: int) -> Iterator[tuple[int, list[str]]]:
+def _records(path: Path, reader: _csv.Reader, first: int) -> Iterator[tuple[int, list[str]]]:
     """(line, cells) of each record of ``reader`` that is not blank, its text's first line being ``first``: where
     the record starts (a quoted field may span lines)."""
     while True:
@@ -604,12 +609,15 @@ def load_training_data(
     from .parquet import is_parquet, open_parquet
 
     rank, size = world()
+    # On-disk rows stand in for tensors: they have the shape, dtype, device and row slicing that training reads.
     if data is not None and is_parquet(data):  # streamed by row groups, each rank its own rows
         n = open_parquet(data, label=label)[0].shape[0]
-        return data.stem, *open_parquet(data, shard(n, rank, size), dtype, device, label, output), None
+        X, Y = cast("tuple[Tensor, Tensor]", open_parquet(data, shard(n, rank, size), dtype, device, label, output))
+        return data.stem, X, Y, None
     if data is not None:
         n = NpyRows(data / "X.npy").shape[0]
-        return data.name, *open_npy(data, shard(n, rank, size), dtype, device, output), None
+        X, Y = cast("tuple[Tensor, Tensor]", open_npy(data, shard(n, rank, size), dtype, device, output))
+        return data.name, X, Y, None
     if csv is not None:
         experiment = csv.stem
         X, Y = load_csv(csv, label, dtype=dtype, output=output)

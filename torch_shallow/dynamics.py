@@ -20,7 +20,7 @@ every vector (the Lanczos basis, the Hessian's rows), so they add no eigenvalues
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -66,7 +66,7 @@ def stack(models: ShallowNet | Sequence[ShallowNet]) -> Stack:
             )
     K, d, d2, hidden = len(models), first.in_features, first.out_features, [m.hidden_features for m in models]
     d1 = max(hidden)
-    factory = {"dtype": first.W1.dtype, "device": first.W1.device}
+    factory: dict[str, Any] = {"dtype": first.W1.dtype, "device": first.W1.device}
     shapes = {"W1": (d1, d), "b1": (d1,), "W2": (d2, d1), "b2": (d2,)}
     parameters, masks = [], []
     for name in PARAMETERS:
@@ -117,8 +117,11 @@ def hessian_vector_product(s: Stack, X: Tensor, Y: Tensor) -> Callable[[Tensor],
         views.append(theta[:, start : start + p[0].numel()].view(p.shape if K > 1 else p.shape[1:]))
         start += p[0].numel()
     with torch.enable_grad():
-        gradients = cost_and_gradients(X, Y, *views, s.activation, (False, True, True, True, True), output=s.output)
-        g = _flat(gradients.gradients[1:]).view(theta.shape)  # (K, P)
+        W1, b1, W2, b2 = views
+        gradients = cost_and_gradients(
+            X, Y, W1, b1, W2, b2, s.activation, (False, True, True, True, True), output=s.output
+        )
+        g = _flat(cast("list[Tensor]", gradients.gradients[1:])).view(theta.shape)  # (K, P), all four asked for
     mask = None if bool(s.mask.all()) else s.mask
 
     def product(v: Tensor) -> Tensor:
@@ -195,6 +198,8 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
         for _ in range(2):
             w = w - (basis.mT @ (basis @ w.unsqueeze(-1))).squeeze(-1)
         beta = w.norm(dim=-1)
+        ritz: Tensor  # torch.linalg's functions are not annotated
+        vectors: Tensor
         ritz, vectors = torch.linalg.eigh(T[:, : j + 1, : j + 1])
         done = exhausted[j]
         if j + 1 >= k:  # the residuals of the top k Ritz values (a vanishing β makes them 0 too)
@@ -214,7 +219,8 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     diagonal = T.diagonal(dim1=-2, dim2=-1)
     low = (diagonal + diagonal.abs() - T.abs().sum(-1)).masked_fill(outside, torch.inf).amin(-1, keepdim=True)
     T = T + torch.diag_embed(torch.where(outside, low - 1 - low.abs() - diagonal, 0))
-    return torch.linalg.eigvalsh(T)[:, -k:].flip(-1).to(mask.dtype)
+    eigenvalues: Tensor = torch.linalg.eigvalsh(T)
+    return eigenvalues[:, -k:].flip(-1).to(mask.dtype)
 
 
 def ntk(

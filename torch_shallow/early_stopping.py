@@ -3,7 +3,7 @@ the parameters of its best epoch."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -20,6 +20,8 @@ class EarlyStopping(Callback):
     Its state, saved in checkpoints, holds the best θ and, once they are put back, θ(epochs), from which a resumed
     run that may take more steps goes on.
     """
+
+    every: int  # never None here
 
     def __init__(self, patience: int, every: int, restore_best: bool = True) -> None:
         self.patience, self.every, self.restore_best = patience, every, restore_best
@@ -48,7 +50,7 @@ class EarlyStopping(Callback):
                 continue
             if history.best_epoch is None or costs[k] < history.val_costs[history.val_epochs.index(history.best_epoch)]:
                 history.best_epoch = history.epochs
-                for b, p in zip(self.best, parameters):
+                for b, p in zip(cast("list[Tensor]", self.best), parameters):  # set by on_fit_start
                     run.trainee.select(b, k).copy_(run.trainee.select(p, k))
             elif len(history.val_epochs) - 1 - history.val_epochs.index(history.best_epoch) >= self.patience:
                 run.stop("early_stopping", models=[k])
@@ -61,7 +63,7 @@ class EarlyStopping(Callback):
         with torch.no_grad():
             for k, history in enumerate(run.histories):
                 if history.best_epoch is not None:
-                    for p, b in zip(parameters, self.best):
+                    for p, b in zip(parameters, cast("list[Tensor]", self.best)):  # set by on_fit_start
                         run.trainee.select(p, k).copy_(run.trainee.select(b, k))
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -40,6 +40,7 @@ def evaluate_each(net: Any, X: Any, Y: Any, n: int) -> tuple[list[float], list[f
             output=net.output,
             count_right=True,
         )
+    right = cast(torch.Tensor, right)  # counted: count_right=True
     totals = torch.stack([J.reshape(-1).double(), right.reshape(-1).double()])
     all_reduce_sum_([totals])
     return totals[0].tolist(), (totals[1] / (n * labels_per_row(net))).tolist()

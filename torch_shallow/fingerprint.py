@@ -58,7 +58,7 @@ class Fingerprint:
         flat = [float(v) for name in names for v in (*self._limbs(self.parts[name][0]), self.parts[name][1])]
         total = torch.tensor(flat, dtype=torch.float64, device=device)
         all_reduce_sum_([total])
-        out = {}
+        out: dict[str, dict[str, object]] = {}
         for name, values in zip(names, total.view(len(names), 5).tolist()):
             h = sum(int(limb) << (16 * i) for i, limb in enumerate(values[:4])) % (1 << 64)
             out[name] = {

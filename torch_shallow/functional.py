@@ -32,17 +32,19 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import FunctionCtx
 
 from .activations import activate_, derivative
 from .parallel import map_on_cores, row_ranges
 from .tracing import plain_eager
 from .validation import check_cost_inputs, check_labels_need_no_gradient, check_net_inputs
+
+if TYPE_CHECKING:
+    from .ondisk import NpyRows
 
 Gradients = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 Activations = str | tuple[str, ...]  # one σ, or one per model of a stack (see activations.activate_)
@@ -153,7 +155,7 @@ def output_jacobians(W2: Tensor, A1: Tensor, activation: Activations) -> tuple[T
 
 
 def backward_pass(
-    dZ2: Tensor, X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: str, needs: tuple[bool, ...]
+    dZ2: Tensor, X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: Activations, needs: tuple[bool, ...]
 ) -> Gradients:
     """The slides' backward propagation from dZ2 (n, d2). Returns (dX, dW1, db1, dW2, db2).
 
@@ -227,8 +229,13 @@ class ShallowNetFunction(torch.autograd.Function):
         A1, Z2 = forward_pass(X, W1, b1, W2, b2, activation)
         return Z2, A1
 
+    if TYPE_CHECKING:  # torch leaves apply unannotated; it returns what forward returns
+
+        @classmethod
+        def apply(cls, *args: Any) -> tuple[Tensor, Tensor]: ...
+
     @staticmethod
-    def setup_context(ctx: FunctionCtx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
         X, W1, b1, W2, _, *activation = inputs
         _, A1 = output
         ctx.activation = activation[0] if activation else "sigmoid"
@@ -237,7 +244,7 @@ class ShallowNetFunction(torch.autograd.Function):
         ctx.save_for_forward(X, W1, W2, A1)
 
     @staticmethod
-    def backward(ctx: FunctionCtx, dZ2: Tensor, _: Tensor | None) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, dZ2: Tensor, _: Tensor | None) -> tuple[Tensor | None, ...]:
         X, W1, b1, W2, A1 = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True or a transform: the saved A1 would be a constant to autograd
             A1 = hidden_layer(X, W1, b1, ctx.activation)
@@ -245,7 +252,7 @@ class ShallowNetFunction(torch.autograd.Function):
 
     @staticmethod
     def jvp(
-        ctx: FunctionCtx,
+        ctx: Any,
         X_dot: Tensor | None,
         W1_dot: Tensor | None,
         b1_dot: Tensor | None,
@@ -311,8 +318,10 @@ def cost_and_gradients(
         block_rows = auto_block_rows(W1)
 
     def sweep(start: int, stop: int) -> Sweep:
-        J = right = None
-        sums, dX_blocks = (None,) * 4, []
+        J: Tensor | None = None
+        right: Tensor | None = None
+        sums: tuple[Tensor | None, ...] = (None,) * 4
+        dX_blocks: list[Tensor] = []
         for X_rows, Y_rows in row_blocks(X, Y, block_rows, start, stop):
             A1, Z2 = forward_pass(X_rows, W1, b1, W2, b2, activation)
             J = _add(J, cost_from_logits(Z2, Y_rows, n, output))
@@ -322,18 +331,21 @@ def cost_and_gradients(
                 dZ2 = (probabilities(Z2, output) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
                 dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
                 sums = tuple(_add(total, part) for total, part in zip(sums, parts))
-                dX_blocks.append(dX_rows)
-        return Sweep(J, (_stack(dX_blocks) if needs[0] else None, *sums), right)
+                if dX_rows is not None:  # computed exactly when needs[0]
+                    dX_blocks.append(dX_rows)
+        gradients = cast(Gradients, (_stack(dX_blocks) if needs[0] else None, *sums))
+        return Sweep(cast(Tensor, J), gradients, right)  # J is set: a range holds one block at least
 
     # Each core sweeps its own range of blocks (see parallel.py); the ranges' results combine as the blocks' do.
     ranges = map_on_cores(sweep, row_ranges(X, block_rows))
     if len(ranges) == 1:
         return ranges[0]
-    J = functools.reduce(_add, [part.J for part in ranges])
+    Js: list[Tensor | None] = [part.J for part in ranges]
+    J = functools.reduce(_add, Js)
     right = functools.reduce(_add, [part.right for part in ranges]) if count_right else None
-    dX = _stack([part.gradients[0] for part in ranges]) if needs[0] else None
+    dX = _stack([cast(Tensor, part.gradients[0]) for part in ranges]) if needs[0] else None  # set where needed
     sums = [functools.reduce(_add, column) for column in zip(*[part.gradients[1:] for part in ranges])]
-    return Sweep(J, (dX, *sums), right)
+    return Sweep(cast(Tensor, J), cast(Gradients, (dX, *sums)), right)
 
 
 def _stack(rows: list[Tensor]) -> Tensor:
@@ -341,13 +353,13 @@ def _stack(rows: list[Tensor]) -> Tensor:
 
 
 def row_blocks(
-    X: Tensor, Y: Tensor, block_rows: int, start: int = 0, stop: int | None = None
+    X: Tensor | NpyRows, Y: Tensor | NpyRows, block_rows: int, start: int = 0, stop: int | None = None
 ) -> Iterable[tuple[Tensor, Tensor]]:
     """(X_rows, Y_rows) for consecutive blocks of ``block_rows`` rows from ``start`` to ``stop`` (X's end by
     default), the last one shorter if need be."""
     stop = X.shape[0] if stop is None else stop
     if isinstance(X, Tensor) and start == 0 and stop == X.shape[0] <= block_rows:
-        return [(X, Y)]  # no slicing: on small data every call counts
+        return [(X, cast(Tensor, Y))]  # no slicing: on small data every call counts (Y: a tensor beside a tensor X)
     return (
         (X[a : min(a + block_rows, stop)], Y[a : min(a + block_rows, stop)]) for a in range(start, stop, block_rows)
     )
@@ -355,7 +367,7 @@ def row_blocks(
 
 def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
     """total + part, in place into the first block's freshly made result; None while there is nothing to add."""
-    return part if total is None else total.add_(part)
+    return part if total is None else total.add_(cast(Tensor, part))  # a part wherever there is a total
 
 
 class ShallowBCEFunction(torch.autograd.Function):
@@ -393,11 +405,16 @@ class ShallowBCEFunction(torch.autograd.Function):
         J, gradients, _ = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows, output=output)
         return J, *gradients
 
+    if TYPE_CHECKING:  # torch leaves apply unannotated; it returns what forward returns
+
+        @classmethod
+        def apply(cls, *args: Any) -> tuple[Tensor | None, ...]: ...
+
     @staticmethod
-    def setup_context(ctx: FunctionCtx, inputs: tuple, output: tuple[Tensor | None, ...]) -> None:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor | None, ...]) -> None:
         check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
         X, Y, W1, b1, W2, b2, *options = inputs
-        defaults = ("sigmoid", None, (False,) * 5, "sigmoid")  # apply may leave these options out
+        defaults: tuple[Any, ...] = ("sigmoid", None, (False,) * 5, "sigmoid")  # apply may leave these options out
         ctx.activation, ctx.block_rows, ctx.computed, ctx.output = (*options, *defaults[len(options) :])
         gradients = output[1:]
         ctx.mark_non_differentiable(*(g for g in gradients if g is not None))
@@ -405,7 +422,7 @@ class ShallowBCEFunction(torch.autograd.Function):
         ctx.save_for_forward(X, Y, W1, b1, W2, b2)
 
     @staticmethod
-    def backward(ctx: FunctionCtx, dJ: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, dJ: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
         X, Y, W1, b1, W2, b2, *gradients = ctx.saved_tensors
         wanted = ctx.needs_input_grad[:1] + ctx.needs_input_grad[2:6]
         if torch.is_grad_enabled() or any(w and not c for w, c in zip(wanted, ctx.computed)):
@@ -417,41 +434,47 @@ class ShallowBCEFunction(torch.autograd.Function):
 
     @staticmethod
     def jvp(
-        ctx: FunctionCtx, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
-    ) -> tuple[Tensor | None, ...]:
+        ctx: Any, X_dot: Tensor | None, Y_dot: Tensor | None, *tangents: Tensor | None
+    ) -> tuple[Tensor | int | None, ...]:
         X, Y, W1, b1, W2, b2 = ctx.saved_tensors
         dots = (X_dot, *tangents[:4])  # (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2)
         gradients = cost_and_gradients(
             X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots), ctx.block_rows, output=ctx.output
         ).gradients
-        J_dot = sum((g * t).sum() for g, t in zip(gradients, dots) if t is not None)
+        J_dot = sum((cast(Tensor, g) * t).sum() for g, t in zip(gradients, dots) if t is not None)  # g asked for
         return J_dot, None, None, None, None, None
 
 
 # Dynamo refuses to trace an autograd.Function with a custom jvp (a graph break, an error under fullgraph=True), and a
 # compiled graph needs none: under torch.compile the wrappers below apply these variants without forward mode.
 class _CompiledShallowNet(ShallowNetFunction):
-    jvp = staticmethod(torch.autograd.Function.jvp)
+    jvp = cast(Any, staticmethod(torch.autograd.Function.jvp))  # the base's, which has no signature of ours
 
 
 class _CompiledShallowBCE(ShallowBCEFunction):
-    jvp = staticmethod(torch.autograd.Function.jvp)
+    jvp = cast(Any, staticmethod(torch.autograd.Function.jvp))  # the base's, which has no signature of ours
 
 
-def _autocast(*tensors: Tensor) -> tuple[tuple[Tensor, ...], contextlib.AbstractContextManager]:
+_NetTensors = tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None]  # (X, W1, b1, W2, b2)
+
+
+def _autocast(
+    X: Tensor, W1: Tensor, b1: Tensor | None, W2: Tensor, b2: Tensor | None
+) -> tuple[_NetTensors, contextlib.AbstractContextManager[object]]:
     """Under ``torch.autocast``, the tensors cast as autocast casts a matrix product's inputs (float32 to the
     autocast dtype; float64 stays), and a context that turns autocast off for the Function, which then runs in one
     dtype; elsewhere the tensors as they are. (``torch.amp.custom_fwd`` does the same, but for a ``forward``
     method of one device type.)"""
+    tensors = (X, W1, b1, W2, b2)
     device_type = next((t.device.type for t in tensors[1:] if isinstance(t, Tensor)), None)  # the parameters'
     if device_type is None or not torch.is_autocast_enabled(device_type):
         return tensors, contextlib.nullcontext()
     dtype = torch.get_autocast_dtype(device_type)
-    cast = tuple(
+    cast_tensors = tuple(
         t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
         for t in tensors
     )
-    return cast, torch.autocast(device_type, enabled=False)
+    return cast(_NetTensors, cast_tensors), torch.autocast(device_type, enabled=False)
 
 
 def shallow_net(
@@ -501,4 +524,4 @@ def shallow_bce(
     )
     with autocast:
         function = _CompiledShallowBCE if torch.compiler.is_compiling() else ShallowBCEFunction
-        return function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs, output)[0]
+        return cast(Tensor, function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs, output)[0])  # J

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -20,7 +22,7 @@ class Interval:
     """A number of ``kind`` (``int`` or ``float``) between ``low`` and ``high`` (None: unbounded), each bound
     included or not; floats must be finite. bool is refused although Python counts it as an int."""
 
-    kind: type
+    kind: type[int] | type[float]
     low: float | None = None
     high: float | None = None
     low_included: bool = True
@@ -30,7 +32,7 @@ class Interval:
         """'an integer >= 1', 'a finite number > 0', 'a number strictly between 0 and 1', ..."""
         noun = "an integer" if self.kind is int else "a finite number"
         bounds = []
-        show = (lambda v: str(v)) if self.kind is int else (lambda v: f"{v:g}")
+        show: Callable[[float], str] = (lambda v: str(v)) if self.kind is int else (lambda v: f"{v:g}")
         if self.low is not None:
             bounds.append(f"{'>=' if self.low_included else '>'} {show(self.low)}")
         if self.high is not None:
@@ -42,6 +44,7 @@ class Interval:
             return False
         if not math.isfinite(value):
             return False
+        value = cast(float, value)  # a real number, which typeshed's numbers.Real does not let compare
         above = self.low is None or (value >= self.low if self.low_included else value > self.low)
         below = self.high is None or (value <= self.high if self.high_included else value < self.high)
         return above and below
@@ -50,7 +53,7 @@ class Interval:
         """``value`` as a plain Python int or float (NumPy scalars are accepted); ValueError naming ``name``."""
         if not self.contains(value):
             raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
-        return self.kind(value)
+        return self.kind(cast(float, value))  # a real number, as contains said
 
     def parse(self, text: str) -> int | float:
         """An argparse type: the text as a number inside the interval."""

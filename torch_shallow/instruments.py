@@ -6,7 +6,7 @@ Each logs through ``run.log``, one dict per model, into TensorBoard and into ``H
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -95,7 +95,8 @@ class KernelDrift(Callback):
         kernels = ntk(run.models, run.X, check_inputs=False)
         y = run.Y.reshape(-1)
         scalars = []
-        for model, theta_0, kernel_0, kernel in zip(run.models, self.theta_0, self.kernel_0, kernels):
+        firsts = cast("tuple[list[Tensor], list[Tensor]]", (self.theta_0, self.kernel_0))  # set at the fit's start
+        for model, theta_0, kernel_0, kernel in zip(run.models, *firsts, kernels):
             theta_0, kernel_0 = theta_0.to(kernel), kernel_0.to(kernel)
             K = kernel.reshape(y.numel(), y.numel())
             scalars.append(

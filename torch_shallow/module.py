@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,6 +63,12 @@ class ShallowNet(nn.Module):
         torch.Size([4, 2])
     """
 
+    # b1 and b2 are registered with register_parameter, which nn.Module's attribute lookup types loosely
+    W1: nn.Parameter
+    b1: nn.Parameter | None
+    W2: nn.Parameter
+    b2: nn.Parameter | None
+
     def __init__(
         self,
         in_features: int,
@@ -92,7 +99,7 @@ class ShallowNet(nn.Module):
         self.out_features = out_features
         self.activation = activation
         self.output = output
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.W1 = nn.Parameter(torch.empty(hidden_features, in_features, **factory))
         self.register_parameter("b1", nn.Parameter(torch.empty(hidden_features, **factory)) if biases[0] else None)
         self.W2 = nn.Parameter(torch.empty(out_features, hidden_features, **factory))
@@ -136,7 +143,7 @@ class ShallowNet(nn.Module):
     def predict(self, X: Tensor) -> Tensor:
         """Labels (n, d2) in X's dtype: 1 where A2 > 0.5, that is, where Z2 > 0; softmax, the one-hot argmax;
         identity, the predicted values Z2."""
-        Z2 = self(X)
+        Z2: Tensor = self(X)
         if self.output == "identity":
             return Z2
         if self.output == "sigmoid":

@@ -15,7 +15,7 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +77,7 @@ class NpyRows:
         if n == 0:
             raise ValueError(f"{self.path} holds no rows; expected at least one sample")
         self.rows_in_file = n
-        self._fd = os.open(self.path, os.O_RDONLY)
+        self._fd: int | None = os.open(self.path, os.O_RDONLY)
         size, expected = os.fstat(self._fd).st_size, self._offset + n * self._width * self._np_dtype.itemsize
         if size < expected:
             os.close(self._fd)
@@ -111,16 +111,18 @@ class NpyRows:
             raise ValueError("NpyRows reads contiguous rows only")
         row_bytes = self._width * self._np_dtype.itemsize
         nbytes = max(b - a, 0) * row_bytes
-        # pread: positioned reads, so that threads reading their own ranges (parallel.py) need no shared file offset
-        data = os.pread(self._fd, nbytes, self._offset + (self.start + a) * row_bytes)
+        # pread: positioned reads, so that threads reading their own ranges (parallel.py) need no shared file offset.
+        # _fd is None only after close().
+        data = os.pread(cast(int, self._fd), nbytes, self._offset + (self.start + a) * row_bytes)
         if len(data) != nbytes:
             raise ValueError(f"{self.path}: the file ends before row {self.start + b}; it is truncated")
         block = np.frombuffer(data, dtype=self._np_dtype).reshape(-1, self._width)
         return torch.from_numpy(block.copy()).to(device=self.device, dtype=self.dtype)
 
     def close(self) -> None:
-        if getattr(self, "_fd", None) is not None:  # None too when __init__ failed before opening
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)
+        if fd is not None:  # None too when __init__ failed before opening
+            os.close(fd)
             self._fd = None
 
     def __del__(self) -> None:
@@ -278,8 +280,8 @@ def _write_npy(chunks: Iterable[tuple[np.ndarray, np.ndarray]], directory: str |
             fy.write(_npy_header(dtype, (0,)))
             n = 0
             for X, y in chunks:
-                fx.write(X)  # the arrays' own memory, C order: no copy
-                fy.write(y)
+                fx.write(X.data)  # the arrays' own memory, C order: no copy
+                fy.write(y.data)
                 n, d, labels = n + len(y), X.shape[1], y.dtype
             for f, header in ((fx, _npy_header(dtype, (n, d))), (fy, _npy_header(labels, (n,)))):
                 f.seek(0)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import torch
 from torch import Tensor
 
 from .tracing import plain_eager
+
+if TYPE_CHECKING:
+    from .ondisk import NpyRows
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ def intra_op_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def threads_for_training(X: Tensor, hidden_features: int) -> contextlib.AbstractContextManager[None]:
+def threads_for_training(X: Tensor | NpyRows, hidden_features: int) -> contextlib.AbstractContextManager[None]:
     """One intra-op thread while training on CPU data too small for any operation to be split (on the planar
     data, about a tenth faster on 2 cores); otherwise no change."""
     if X.device.type == "cpu" and X.shape[0] * max(X.shape[1], hidden_features) < GRAIN_SIZE:

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 LOCK_NAME = ".lock"  # in a run directory; a checkpoint outside one is locked through ".<name>.lock" beside it
 
@@ -31,7 +31,7 @@ def run_name(experiment: str) -> str:
     return f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
+def default_run_dir(experiment: str, root: str | os.PathLike[str] = "runs") -> Path:
     """A new, empty run directory ``<root>/<experiment>-<YYYYmmdd-HHMMSS>`` (:func:`run_name`), created here (see
     :func:`new_run_dir`)."""
     return new_run_dir(Path(root) / run_name(experiment))
@@ -107,7 +107,7 @@ def run_outputs(
             raise ValueError(f"log_dir {log_dir} is a file; expected a directory")
         log_dir.mkdir(parents=True, exist_ok=True)
         check_writable_dir(log_dir, "log_dir")
-        if resume_from is None and any(holds_run(run) for run in runs):
+        if resume_from is None and any(holds_run(run) for run in cast("list[Path]", runs)):  # given with log_dir
             raise ValueError(
                 f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
                 "with its own; choose a new directory, or resume that run"
@@ -184,7 +184,7 @@ def check_output_file(path: Path, what: str, *, create_parent: bool) -> None:
     check_writable_dir(path.parent, what)
 
 
-def check_save_path(save: Path, checkpoint: Path | None, resume_from: Path | None) -> None:
+def check_save_path(save: Path, checkpoint: str | Path | None, resume_from: Path | None) -> None:
     """The command line's ``--save`` names a file of its own: not the run's checkpoint, nor the one it resumes from,
     nor any other run's checkpoint, in a directory that exists (the run's own directory, just created, counts)."""
     from .checkpoint import is_checkpoint

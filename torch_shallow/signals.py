@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import torch
 
@@ -39,7 +40,7 @@ def deferred_stop_signals() -> Iterator[Callable[[], int]]:
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     second_ctrl_c_stops_at_once = "TORCHELASTIC_RUN_ID" not in os.environ  # set by torchrun in its workers
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if received and signum == signal.SIGINT and second_ctrl_c_stops_at_once:
             raise KeyboardInterrupt
         received.append(signum)

@@ -12,6 +12,7 @@ import copy
 import numbers
 import os
 import warnings
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,6 +36,13 @@ class _ShallowEstimator(BaseEstimator):
     """What :class:`ShallowClassifier` and :class:`ShallowRegressor` share: their parameters and the checks of them,
     training by :func:`~torch_shallow.fit` with early stopping and warm starts, and the logits in float64."""
 
+    # set by fit
+    model_: ShallowNet
+    n_iter_: int
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+
     def __init__(
         self,
         hidden_features: int = 4,
@@ -47,7 +55,7 @@ class _ShallowEstimator(BaseEstimator):
         n_iter_no_change: int = 10,
         random_state: int | np.random.RandomState | None = None,
         warm_start: bool = False,
-        log_dir: str | os.PathLike | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         dtype: str = "float32",
     ) -> None:
@@ -100,7 +108,8 @@ class _ShallowEstimator(BaseEstimator):
             # one score per epoch, θ(0)..θ(n_iter - 1), as MLPClassifier keeps; the evaluation that stopped training,
             # of θ(n_iter), is the history's last
             self.validation_scores_ = earlier[2] + [-J for J in history.val_costs[: history.epochs]]
-            self.best_validation_score_ = -history.val_costs[history.val_epochs.index(history.best_epoch)]
+            best_epoch = cast(int, history.best_epoch)  # early stopping found one: every epoch is evaluated
+            self.best_validation_score_ = -history.val_costs[history.val_epochs.index(best_epoch)]
         return history
 
     def _warn_unless_converged(self, history: History) -> None:
@@ -113,7 +122,7 @@ class _ShallowEstimator(BaseEstimator):
                 stacklevel=2,
             )
 
-    def _logits(self, X) -> np.ndarray:
+    def _logits(self, X: Any) -> np.ndarray:
         """Z2 (n, 1 or K) of X, after the same checks of X as in ``fit``, computed in float64 from model_'s θ.
 
         float64 whatever the model's dtype: a float32 matrix product rounds a row's result differently depending on
@@ -125,7 +134,7 @@ class _ShallowEstimator(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         m = self.model_
         with torch.no_grad():
-            W1, b1, W2, b2 = (p.double() for p in (m.W1, m.b1, m.W2, m.b2))
+            W1, b1, W2, b2 = (cast(Tensor, p).double() for p in (m.W1, m.b1, m.W2, m.b2))  # both biases: _new_model
             return shallow_net(_tensor(X, W1), W1, b1, W2, b2, m.activation).cpu().numpy()
 
     def _check_params(self) -> None:
@@ -134,7 +143,9 @@ class _ShallowEstimator(BaseEstimator):
         for name in ("hidden_features", "lr", "max_epochs", "tol", "validation_fraction", "n_iter_no_change"):
             value, bounds = getattr(self, name), CONSTRAINTS[name].sklearn_bounds()
             if isinstance(value, (bool, np.bool_)):  # numbers.Integral, to Python, but surely a mistake here
-                raise TypeError(f"{name} must be an instance of {bounds['target_type'].__name__}, not bool.")
+                raise TypeError(
+                    f"{name} must be an instance of {cast(type, bounds['target_type']).__name__}, not bool."
+                )
             check_scalar(value, name, **bounds)
         for name in ("early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -236,7 +247,9 @@ class ShallowClassifier(ClassifierMixin, _ShallowEstimator):
         (2, 3)
     """
 
-    def fit(self, X, y) -> ShallowClassifier:
+    classes_: np.ndarray  # set by fit
+
+    def fit(self, X: Any, y: Any) -> ShallowClassifier:
         """Train on X (n, d), any numeric array-like or DataFrame, and y (n,), labels of any type; returns self.
 
         Raises:
@@ -268,24 +281,25 @@ class ShallowClassifier(ClassifierMixin, _ShallowEstimator):
         self._warn_unless_converged(history)
         return self
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: Any) -> np.ndarray:
         """The logits Z2 of X (n, d), in float64: shape (n,) for two classes, positive where ``classes_[1]`` is
         predicted; (n, K) for K > 2, largest at the predicted class."""
         Z2 = self._logits(X)
         return Z2[:, 0] if self.model_.output == "sigmoid" else Z2
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """(n, K) probabilities of the classes in the order of ``classes_``, rows summing to 1 (float64)."""
         Z2 = torch.from_numpy(self._logits(X))
         if self.model_.output == "sigmoid":
             return torch.cat([probabilities(-Z2), probabilities(Z2)], dim=1).numpy()  # 1 - σ(z) = σ(-z)
         return probabilities(Z2, "softmax").numpy()
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """(n,) the predicted class labels, from ``classes_``: where the logit is > 0, or the largest logit."""
         Z2 = self._logits(X)
         index = (Z2[:, 0] > 0).astype(np.intp) if self.model_.output == "sigmoid" else Z2.argmax(axis=1)
-        return self.classes_[index]
+        labels: np.ndarray = self.classes_[index]
+        return labels
 
     def _new_model(self, in_features: int, n_classes: int, seed: int) -> ShallowNet:
         """A ShallowNet with θ(0) drawn from ``seed``: one sigmoid output unit for two classes, K softmax ones else."""
@@ -362,6 +376,8 @@ class ShallowRegressor(RegressorMixin, _ShallowEstimator):
         (3,)
     """
 
+    n_outputs_: int  # set by fit
+
     def __init__(
         self,
         hidden_features: int = 4,
@@ -374,7 +390,7 @@ class ShallowRegressor(RegressorMixin, _ShallowEstimator):
         n_iter_no_change: int = 10,
         random_state: int | np.random.RandomState | None = None,
         warm_start: bool = False,
-        log_dir: str | os.PathLike | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         dtype: str = "float32",
     ) -> None:
@@ -396,7 +412,7 @@ class ShallowRegressor(RegressorMixin, _ShallowEstimator):
             dtype,
         )
 
-    def fit(self, X, y) -> ShallowRegressor:
+    def fit(self, X: Any, y: Any) -> ShallowRegressor:
         """Train on X (n, d), any numeric array-like or DataFrame, and y (n,) or (n, d2), real targets; returns self.
 
         Raises:
@@ -436,12 +452,12 @@ class ShallowRegressor(RegressorMixin, _ShallowEstimator):
         self._warn_unless_converged(history)
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """The predictions Z2 of X (n, d), in float64: (n,) for one target, as ``MLPRegressor``; (n, d2) else."""
         Z2 = self._logits(X)
         return Z2[:, 0] if self.n_outputs_ == 1 else Z2
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:  # scikit-learn's Tags
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags

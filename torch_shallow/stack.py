@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -144,7 +144,7 @@ class ModelStack:
         self.nets, self.count = models, len(models)
         self.hidden = [m.hidden_features for m in models]
         d1 = max(self.hidden)
-        factory = {"dtype": first.W1.dtype, "device": first.W1.device}
+        factory: dict[str, Any] = {"dtype": first.W1.dtype, "device": first.W1.device}
         self.reference = ShallowNet(
             first.in_features, d1, first.out_features, first.activation, first.output, **factory
         )
@@ -185,7 +185,7 @@ class ModelStack:
                 output=self.output,
                 count_right=count_right,
             )
-        self._gradients = list(result.gradients[1:])
+        self._gradients = cast("list[Tensor]", list(result.gradients[1:]))  # all four asked for, biases padded
         if self.unit_mask is not None:
             self._gradients[2].mul_(self.unit_mask)
         for i, models in self.biasless.items():  # models without that bias keep it at zero
@@ -217,7 +217,7 @@ class ModelStack:
         return tensor[k]
 
     def grad_norms(self) -> list[float]:
-        squares = sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in self._gradients)
+        squares = cast(Tensor, sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in self._gradients))
         return squares.sqrt().tolist()
 
     def learning_rates(self) -> list[float]:

@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, cast
 
 import torch
 from torch import Tensor
@@ -423,6 +423,7 @@ def run_training(
     :func:`fit`. ``run_names`` names each model's TensorBoard run under ``config.log_dir`` (a stack); with one model
     the run is ``log_dir`` itself."""
     config = _absolute(config)
+    log_dir, checkpoint = cast("tuple[Path | None, Path | None]", (config.log_dir, config.checkpoint))  # absolute
     reference = trainee.reference
     check_parameters(reference.W1, reference.b1, reference.W2, reference.b2)
     if not any(p.requires_grad for p in reference.parameters()):
@@ -434,13 +435,13 @@ def run_training(
     fingerprint = Fingerprint() if config.checkpoint is not None or resume_from is not None else None
     Y = check_training_data(X, Y, reference, fingerprint, first_row)
     data = {} if fingerprint is None else fingerprint.reduce(reference.W1.device)
-    val = None if val is None else check_validation_data(val, reference)
+    val_checked = None if val is None else check_validation_data(val, reference)
     if config.patience is not None and val is None:
         raise ValueError("early stopping (patience) needs validation data: pass val=(X_val, Y_val)")
     rank = world()[0]
     histories = [History() for _ in hparams]
     checkpoints = Checkpointing(
-        config.checkpoint if rank == 0 else None,
+        checkpoint if rank == 0 else None,
         config.checkpoint_every,
         lambda: training_state(
             trainee,
@@ -451,7 +452,7 @@ def run_training(
             dict(zip(state_keys(everything), (c.state_dict() for c in everything))),
         ),
     )
-    signals = StopSignals(config.checkpoint, checkpoints.resume_hint)
+    signals = StopSignals(checkpoint, checkpoints.resume_hint)
     everything = config.callbacks(
         validation=val is not None,
         checkpoints=checkpoints,
@@ -464,12 +465,12 @@ def run_training(
     if resume_from is not None:
         histories[:] = _resumed(resume_from, trainee, data, config, everything)
     broadcast_(trainee.parameters())
-    run = Run(trainee, X, Y, n, histories, config.max_epochs, val)
-    runs = None if config.log_dir is None else [config.log_dir / name for name in run_names or [""]]
+    run = Run(trainee, X, Y, n, histories, config.max_epochs, val_checked)
+    runs = None if log_dir is None else [log_dir / name for name in run_names or [""]]
     with contextlib.ExitStack() as stack:
         if rank == 0:
-            stack.enter_context(run_outputs(config.log_dir, config.checkpoint, resume_from, runs))
-        if config.log_dir is not None and rank == 0:
+            stack.enter_context(run_outputs(log_dir, checkpoint, resume_from, runs))
+        if runs is not None and rank == 0:
             from .board import open_writers
 
             run.writers = stack.enter_context(open_writers(runs, run.epoch if resume_from is not None else None))
@@ -486,7 +487,7 @@ def run_training(
 
 
 def _resumed(
-    path: str | Path, trainee: Trainee, data: dict[str, object], config: TrainConfig, callbacks: list[Callback]
+    path: str | Path, trainee: Trainee, data: dict[str, Any], config: TrainConfig, callbacks: list[Callback]
 ) -> list[History]:
     """The histories of the checkpointed run, with the trainee and the callbacks restored. A model that ended stays
     ended, but one that "converged" only if its last two costs meet this ``tol`` too, so that a converged run takes
@@ -512,7 +513,7 @@ def _one_or_list(values: list[Any]) -> Any:
 
 def _absolute(config: TrainConfig) -> TrainConfig:
     """The config with absolute output paths, so that a checkpoint resumes from any working directory."""
-    paths = {
+    paths: dict[str, Any] = {
         name: Path(getattr(config, name)).absolute()
         for name in ("log_dir", "checkpoint")
         if getattr(config, name) is not None

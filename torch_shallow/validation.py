@@ -9,7 +9,7 @@ plain eager mode only (:mod:`~torch_shallow.tracing`); under ``torch.compile``, 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
@@ -243,6 +243,7 @@ def check_validation_data(val: object, model: ShallowNet) -> tuple[Tensor, Tenso
     X_val, Y_val = val
     n_val, _ = rows_over_ranks(X_val, model)
     try:
-        return X_val, check_training_data(X_val, Y_val, model, None, 0), n_val
+        Y_val = check_training_data(X_val, Y_val, model, None, 0)
+        return X_val, cast(Tensor, Y_val), n_val  # on-disk rows stand in for tensors, as for the training data
     except (TypeError, ValueError) as error:
         raise type(error)(f"val: {error}") from None

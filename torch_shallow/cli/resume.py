@@ -5,7 +5,9 @@ each other."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..parquet import is_parquet
@@ -153,7 +155,7 @@ def resumed_settings(args: argparse.Namespace, given: set[str]) -> TrainConfig:
     return TrainConfig(**config)
 
 
-def _unique(values) -> list:
+def _unique(values: Iterable[Any]) -> list[Any]:
     return sorted(set(values), key=lambda v: (str(type(v)), v))
 
 
