@@ -100,3 +100,12 @@ def test_torchrun_two_processes_match_one(tmp_path):
     )
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert two.stdout == one.stdout  # printed by rank 0 alone, the same full-batch values
+
+
+def test_a_hidden_layer_too_large_for_memory_is_refused_before_any_allocation(capsys):
+    """A typo such as --hidden 100000000 is refused with its size, not by PyTorch's allocator; so is a model whose
+    parameters alone could not fit."""
+    assert main(["train", "--hidden", "100000000", "--no-log", "--epochs", "1"]) == 2
+    assert "training 100,000,000 hidden units needs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"ShallowNet\(2, 1000000000000, 1\) needs .* GiB, but this machine has"):
+        ShallowNet(2, 10**12)

@@ -19,7 +19,7 @@ from torch_shallow import ShallowNet, TrainConfig, fit, fit_many
 from torch_shallow.checkpoint import CheckpointError, load_checkpoint
 from torch_shallow.dynamics import hessian, ntk, sharpness
 from torch_shallow.instruments import LAYOUT, KernelDrift, Sharpness
-from torch_shallow.trainer import evaluate
+from torch_shallow import evaluate
 
 from conftest import TOLERANCES
 

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .activations import get_activation
 from .functional import Sweep as RowPass
 from .functional import cost_and_gradients, probabilities, shallow_bce, shallow_net
-from .validation import check_cost_inputs, check_output
+from .validation import check_cost_inputs, check_fits_in_memory, check_output
 
 
 class ShallowNet(nn.Module):
@@ -100,6 +100,10 @@ class ShallowNet(nn.Module):
         self.activation = activation
         self.output = output
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        if torch.device(device or "cpu").type == "cpu":
+            size = torch.empty((), dtype=dtype).element_size()
+            elements = hidden_features * (in_features + out_features + 1) + out_features
+            check_fits_in_memory(elements, size, f"ShallowNet({in_features}, {hidden_features}, {out_features})")
         self.W1 = nn.Parameter(torch.empty(hidden_features, in_features, **factory))
         self.register_parameter("b1", nn.Parameter(torch.empty(hidden_features, **factory)) if biases[0] else None)
         self.W2 = nn.Parameter(torch.empty(out_features, hidden_features, **factory))

@@ -33,6 +33,7 @@ from .errors import TrainingDiverged
 from .evaluation import Evaluation
 from .fingerprint import Fingerprint
 from .functional import Sweep as RowPass
+from .functional import auto_block_rows
 from .hyperparameters import CONSTRAINTS
 from .module import ShallowNet
 from .ondisk import NpyRows
@@ -41,7 +42,13 @@ from .progress import ProgressBar
 from .run import run_outputs
 from .signals import StopSignals
 from .stopping import DIVERGENCE_FACTOR, divergence_limit, record_costs, until_convergence
-from .validation import check_parameters, check_training_data, check_validation_data, rows_over_ranks
+from .validation import (
+    check_fits_in_memory,
+    check_parameters,
+    check_training_data,
+    check_validation_data,
+    rows_over_ranks,
+)
 
 __all__ = ["History", "TrainConfig", "fit", "run_training", "train"]
 
@@ -431,6 +438,11 @@ def run_training(
     for k, callback in enumerate(callbacks):
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks[{k}] must be a torch_shallow.Callback, got {type(callback).__name__}")
+    if reference.W1.device.type == "cpu":  # a block's activations, (block rows, K·d1) each, a handful of them
+        units = trainee.W1.shape[:-1].numel()
+        check_fits_in_memory(
+            4 * auto_block_rows(trainee.W1) * units, reference.W1.element_size(), f"training {units:,} hidden units"
+        )
     n, first_row = rows_over_ranks(X, reference)
     fingerprint = Fingerprint() if config.checkpoint is not None or resume_from is not None else None
     Y = check_training_data(X, Y, reference, fingerprint, first_row)

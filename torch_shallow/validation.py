@@ -247,3 +247,24 @@ def check_validation_data(val: object, model: ShallowNet) -> tuple[Tensor, Tenso
         return X_val, cast(Tensor, Y_val), n_val  # on-disk rows stand in for tensors, as for the training data
     except (TypeError, ValueError) as error:
         raise type(error)(f"val: {error}") from None
+
+
+def available_memory() -> int | None:
+    """The bytes of memory this machine can still give (Linux's MemAvailable), None where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits_in_memory(elements: int, element_size: int, what: str) -> None:
+    """Refuse, before allocating it, something of ``elements`` numbers that cannot fit in the memory left: a typo
+    such as ``hidden_features=100000000`` should fail here, with its name, not deep in PyTorch's allocator."""
+    free = available_memory()
+    needed = elements * element_size
+    if free is not None and needed > free:
+        raise ValueError(f"{what} needs {needed / 2**30:,.1f} GiB, but this machine has {free / 2**30:,.1f} GiB free")
