@@ -11,6 +11,7 @@ import torch
 from torch_shallow.functional import (
     ShallowBCEFunction,
     ShallowNetFunction,
+    Wanted,
     backward_pass,
     cost_from_logits,
     r_squared,
@@ -98,7 +99,7 @@ def test_only_requested_gradients():
     saved = saved_shapes(lambda: shallow_bce(X, Y, *theta).backward())
     assert sorted(saved) == sorted([(4,), (1, 4), (1,)] + [(5, 3), (5, 1), (4, 3), (4,), (1, 4), (1,)])
     assert all(p.grad is not None for p in theta[1:])
-    wanted = (False, False, False, False, True)
+    wanted = Wanted(db2=True)
     dX, dW1, db1, dW2, db2 = backward_pass(
         torch.ones(5, 1, dtype=X.dtype), X, theta[0], theta[2], torch.rand(5, 4, dtype=X.dtype), "sigmoid", wanted
     )

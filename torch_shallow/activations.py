@@ -53,7 +53,7 @@ def get_activation(name: str) -> Activation:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None
 
 
-# A stack of models along a leading axis (a sweep) may mix activations: ``activation`` is then a tuple with one name
+# A stack of models along a leading axis may mix activations: ``activation`` is then a tuple with one name
 # per model, applied to each run of equal names along that axis as one operation.
 
 
@@ -62,7 +62,7 @@ def activate_(Z1: Tensor, activation: str | tuple[str, ...]) -> Tensor:
     if isinstance(activation, str):
         return get_activation(activation).forward(Z1)
     if torch.is_grad_enabled() and Z1.requires_grad:
-        # Tracked (a Hessian-vector product differentiates the sweep): each run's σ in place on its own slice would
+        # Tracked (a Hessian-vector product differentiates the pass): each run's σ in place on its own slice would
         # change the version of the whole Z1, whose other runs' backward needs them as they were.
         return torch.cat([get_activation(name).forward(Z1[models].clone()) for name, models in _runs(activation)])
     for name, models in _runs(activation):

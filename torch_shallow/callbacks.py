@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .distributed import all_reduce_sum_
-from .functional import Sweep as RowPass
+from .functional import RowPass
 
 if TYPE_CHECKING:
     from .module import ShallowNet

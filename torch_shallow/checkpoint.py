@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .module import ShallowNet
 
 FORMAT = "torch_shallow.checkpoint/3"
-# A sweep's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
+# A stack's checkpoint holds a list of histories, hyperparameters and architectures, one per model.
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "model": dict,
     "optimizer": dict,

@@ -12,7 +12,7 @@ ICLR 2021). The NTK is
 (Jacot, Gabriel & Hongler, NeurIPS 2018): under gradient flow the logits move as dZ2(x)/dt = -Σ_x' Θ(x, x') ∂J/∂Z2(x').
 
 A list of models runs as one stack: parameters padded to the largest hidden size along a leading model axis, and
-every operation batched over it, as in :mod:`~torch_shallow.sweep`. A padded unit has zero weights in and out, and an
+every operation batched over it, as in :mod:`~torch_shallow.stack`. A padded unit has zero weights in and out, and an
 absent bias is zero, so J of the stack is each model's; a mask over θ keeps the padded units and absent biases out of
 every vector (the Lanczos basis, the Hessian's rows), so they add no eigenvalues.
 """
@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, cast
 import torch
 from torch import Tensor
 
-from .functional import cost_and_gradients, hidden_layer, output_jacobians
+from .functional import PARAMETER_GRADIENTS, cost_and_gradients, hidden_layer, output_jacobians
 from .module import ShallowNet
 from .parallel import threads_for_training
 from .validation import check_features, check_targets
@@ -106,21 +106,19 @@ def _flat(tensors: Sequence[Tensor]) -> Tensor:
 def hessian_vector_product(s: Stack, X: Tensor, Y: Tensor) -> Callable[[Tensor], Tensor]:
     """v ↦ ∇²J(θ) v for each model of the stack at once: v (K, P), or (B, K, P) for B vectors per model.
 
-    One sweep of the slides' formulas (:func:`~torch_shallow.functional.cost_and_gradients`) with tracked operations
-    gives ∇J(θ) as a function of θ; each product is then one backward pass through that sweep, ∇_θ⟨∇J(θ), v⟩, exact
+    One pass of the slides' formulas (:func:`~torch_shallow.functional.cost_and_gradients`) with tracked operations
+    gives ∇J(θ) as a function of θ; each product is then one backward pass through that pass, ∇_θ⟨∇J(θ), v⟩, exact
     to rounding (Pearlmutter's R-operator, as ``gradgradcheck`` differentiates the same formulas). The Hessian is
     never formed. Entries of v outside the mask are ignored and come back 0.
     """
     theta = _flat(s.parameters).requires_grad_()  # (K, P), one leaf: each product comes back flat
     K, views, start = s.mask.shape[0], [], 0
-    for p in s.parameters:  # one model: without the model axis, so that the sweep runs the plain products
+    for p in s.parameters:  # one model: without the model axis, so that the pass runs the plain products
         views.append(theta[:, start : start + p[0].numel()].view(p.shape if K > 1 else p.shape[1:]))
         start += p[0].numel()
     with torch.enable_grad():
         W1, b1, W2, b2 = views
-        gradients = cost_and_gradients(
-            X, Y, W1, b1, W2, b2, s.activation, (False, True, True, True, True), output=s.output
-        )
+        gradients = cost_and_gradients(X, Y, W1, b1, W2, b2, s.activation, PARAMETER_GRADIENTS, output=s.output)
         g = _flat(cast("list[Tensor]", gradients.gradients[1:])).view(theta.shape)  # (K, P), all four asked for
     mask = None if bool(s.mask.all()) else s.mask
 

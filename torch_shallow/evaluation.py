@@ -35,7 +35,6 @@ def evaluate_each(net: Any, X: Any, Y: Any, n: int) -> tuple[list[float], list[f
             net.W2,
             net.b2,
             net.activation,
-            (False,) * 5,
             n=n,
             output=net.output,
             count_right=True,

@@ -154,29 +154,40 @@ def output_jacobians(W2: Tensor, A1: Tensor, activation: Activations) -> tuple[T
     return A1, G
 
 
-def backward_pass(
-    dZ2: Tensor, X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: Activations, needs: tuple[bool, ...]
-) -> Gradients:
-    """The slides' backward propagation from dZ2 (n, d2). Returns (dX, dW1, db1, dW2, db2).
+class Wanted(NamedTuple):
+    """Which gradients a backward pass computes, by name; the others are None and not computed."""
 
-    ``needs`` flags which of the five are wanted, in that order; the others are None and not computed.
-    """
-    need_dX, need_dW1, need_db1, need_dW2, need_db2 = needs
+    dX: bool = False
+    dW1: bool = False
+    db1: bool = False
+    dW2: bool = False
+    db2: bool = False
+
+
+NO_GRADIENTS = Wanted()
+PARAMETER_GRADIENTS = Wanted(dW1=True, db1=True, dW2=True, db2=True)
+
+
+def backward_pass(
+    dZ2: Tensor, X: Tensor, W1: Tensor, W2: Tensor, A1: Tensor, activation: Activations, wanted: Wanted
+) -> Gradients:
+    """The slides' backward propagation from dZ2 (n, d2). Returns (dX, dW1, db1, dW2, db2), those not ``wanted``
+    None."""
     dX = dW1 = db1 = dW2 = db2 = None
-    if need_db2:
+    if wanted.db2:
         db2 = dZ2.sum(-2)  # dZ2ᵀ 1                      (d2,)
-    if need_dW2:
+    if wanted.dW2:
         dW2 = dZ2.mT @ A1  # dZ2ᵀ A1                     (d2, d1)
-    if need_dX or need_dW1 or need_db1:
+    if wanted.dX or wanted.dW1 or wanted.db1:
         # σ'(Z1) first: the product takes its memory layout, A1's, which for a stack sharing X is (n, K·d1), the
         # models' units side by side, so that dW1 below is one product for all of them. Not in place: under vmap
         # dZ2 may be batched where A1 is not.
         dZ1 = derivative(A1, activation) * (dZ2 @ W2)  # σ'(Z1) ∘ dZ2 W2   (n, d1)
-        if need_db1:
+        if wanted.db1:
             db1 = dZ1.sum(-2)  # dZ1ᵀ 1                  (d1,)
-        if need_dW1:
+        if wanted.dW1:
             dW1 = dZ1.mT @ X  # dZ1ᵀ X                   (d1, d)
-        if need_dX:
+        if wanted.dX:
             dX = dZ1 @ W1  # dZ1 W1                      (n, d)
     return dX, dW1, db1, dW2, db2
 
@@ -248,7 +259,7 @@ class ShallowNetFunction(torch.autograd.Function):
         X, W1, b1, W2, A1 = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True or a transform: the saved A1 would be a constant to autograd
             A1 = hidden_layer(X, W1, b1, ctx.activation)
-        return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, ctx.needs_input_grad[:5]), None
+        return *backward_pass(dZ2, X, W1, W2, A1, ctx.activation, Wanted(*ctx.needs_input_grad[:5])), None
 
     @staticmethod
     def jvp(
@@ -265,14 +276,14 @@ class ShallowNetFunction(torch.autograd.Function):
 
 
 def auto_block_rows(W1: Tensor) -> int:
-    """Rows per block of the cost's sweep: about 1 MiB per (block, d1) activation matrix (all K models' units,
+    """Rows per block of the cost's pass: about 1 MiB per (block, d1) activation matrix (all K models' units,
     K·d1, for a stack), which keeps the handful of such matrices a block needs within a core's L2 cache, and at
     least 256 rows, so that each matrix product stays large enough to run at full speed."""
     return max(256, (1 << 20) // (math.prod(W1.shape[:-1]) * W1.element_size()))
 
 
-class Sweep(NamedTuple):
-    """What one sweep over the rows gives."""
+class RowPass(NamedTuple):
+    """What one pass over the rows gives."""
 
     J: Tensor  # the cost, a scalar, or (K,) for a stack of K models
     gradients: Gradients  # (dX, dW1, db1, dW2, db2), None where not asked for
@@ -287,13 +298,13 @@ def cost_and_gradients(
     W2: Tensor,
     b2: Tensor | None,
     activation: Activations,
-    needs: tuple[bool, ...],
+    wanted: Wanted = NO_GRADIENTS,
     block_rows: int | None = None,
     n: int | None = None,
     output: str = "sigmoid",
     count_right: bool = False,
-) -> Sweep:
-    """J and the gradients flagged in ``needs`` (dX, dW1, db1, dW2, db2), in one sweep over blocks of rows.
+) -> RowPass:
+    """J and the ``wanted`` gradients (dX, dW1, db1, dW2, db2), in one pass over blocks of rows.
 
     Each block runs the forward pass, adds its share of J, and, when any gradient is needed, takes the slides'
     dZ2 = n⁻¹(A2 - Y) for its rows through :func:`backward_pass` (for softmax and identity outputs too: the
@@ -310,14 +321,14 @@ def cost_and_gradients(
     a rank of a distributed run passes the global n, so that the ranks' results add up to the full-batch ones.
     """
     n = X.shape[0] if n is None else n
-    needs = tuple(need and t is not None for need, t in zip(needs, (X, W1, b1, W2, b2)))  # no bias, no gradient
+    wanted = Wanted(*(w and t is not None for w, t in zip(wanted, (X, W1, b1, W2, b2))))  # no bias, no gradient
     if torch.compiler.is_compiling():
         # One block: the compiler fuses on its own, and a Python loop over blocks would be unrolled in the graph.
         block_rows = X.shape[0]
     elif block_rows is None:
         block_rows = auto_block_rows(W1)
 
-    def sweep(start: int, stop: int) -> Sweep:
+    def pass_over(start: int, stop: int) -> RowPass:
         J: Tensor | None = None
         right: Tensor | None = None
         sums: tuple[Tensor | None, ...] = (None,) * 4
@@ -327,25 +338,25 @@ def cost_and_gradients(
             J = _add(J, cost_from_logits(Z2, Y_rows, n, output))
             if count_right:
                 right = _add(right, right_answers(Z2, Y_rows, output))
-            if any(needs):
+            if any(wanted):
                 dZ2 = (probabilities(Z2, output) - Y_rows) / n  # the slides' n⁻¹(A2 - Y), for this block's rows
-                dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, needs)
+                dX_rows, *parts = backward_pass(dZ2, X_rows, W1, W2, A1, activation, wanted)
                 sums = tuple(_add(total, part) for total, part in zip(sums, parts))
-                if dX_rows is not None:  # computed exactly when needs[0]
+                if dX_rows is not None:  # computed exactly when wanted.dX
                     dX_blocks.append(dX_rows)
-        gradients = cast(Gradients, (_stack(dX_blocks) if needs[0] else None, *sums))
-        return Sweep(cast(Tensor, J), gradients, right)  # J is set: a range holds one block at least
+        gradients = cast(Gradients, (_stack(dX_blocks) if wanted.dX else None, *sums))
+        return RowPass(cast(Tensor, J), gradients, right)  # J is set: a range holds one block at least
 
-    # Each core sweeps its own range of blocks (see parallel.py); the ranges' results combine as the blocks' do.
-    ranges = map_on_cores(sweep, row_ranges(X, block_rows))
+    # Each core passes over its own range of blocks (see parallel.py); the ranges' results combine as the blocks' do.
+    ranges = map_on_cores(pass_over, row_ranges(X, block_rows))
     if len(ranges) == 1:
         return ranges[0]
     Js: list[Tensor | None] = [part.J for part in ranges]
     J = functools.reduce(_add, Js)
     right = functools.reduce(_add, [part.right for part in ranges]) if count_right else None
-    dX = _stack([cast(Tensor, part.gradients[0]) for part in ranges]) if needs[0] else None  # set where needed
+    dX = _stack([cast(Tensor, part.gradients[0]) for part in ranges]) if wanted.dX else None  # set where needed
     sums = [functools.reduce(_add, column) for column in zip(*[part.gradients[1:] for part in ranges])]
-    return Sweep(cast(Tensor, J), cast(Gradients, (dX, *sums)), right)
+    return RowPass(cast(Tensor, J), cast(Gradients, (dX, *sums)), right)
 
 
 def _stack(rows: list[Tensor]) -> Tensor:
@@ -371,19 +382,19 @@ def _add(total: Tensor | None, part: Tensor | None) -> Tensor | None:
 
 
 class ShallowBCEFunction(torch.autograd.Function):
-    """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, needs=(False,) * 5, output="sigmoid")
+    """(X, Y, W1, b1, W2, b2, activation="sigmoid", block_rows=None, wanted=Wanted(), output="sigmoid")
     -> (J, dX, dW1, db1, dW2, db2).
 
     J is the slides' cost, a scalar (the categorical cross-entropy for ``output="softmax"``, half the mean squared
     error for ``output="identity"``). Forward computes it,
-    and the gradients flagged in ``needs`` (in the order dX, dW1, db1, dW2, db2; None for the others), in one sweep
+    and the ``wanted`` gradients (:class:`Wanted`: dX, dW1, db1, dW2, db2; None for the others), in one pass
     over blocks of ``block_rows`` rows (:func:`cost_and_gradients`; None picks :func:`auto_block_rows`), and returns
     them beside J, not differentiable: :func:`shallow_bce` asks for those of the inputs that require a gradient and
     returns J alone.
     Backward scales them by the incoming ∂L/∂J, which is the chain rule for dZ2 = n⁻¹(A2 - Y) ∂L/∂J. Where they were
-    not computed ahead, or under ``create_graph=True``, backward runs the sweep on the saved inputs with tracked
+    not computed ahead, or under ``create_graph=True``, backward runs the pass on the saved inputs with tracked
     operations, so that the gradients are differentiable (Hessian-vector products, ``gradgradcheck``); so it does
-    under ``torch.func`` transforms, where ``needs`` is all False. ``jvp`` gives J̇ = Σ ⟨∇J, θ̇⟩ from the same sweep,
+    under ``torch.func`` transforms, where none is wanted. ``jvp`` gives J̇ = Σ ⟨∇J, θ̇⟩ from the same pass,
     and ``vmap`` batches the same formulas (``generate_vmap_rule``). Y is data: asking for its gradient is an error.
     """
 
@@ -399,10 +410,10 @@ class ShallowBCEFunction(torch.autograd.Function):
         b2: Tensor | None,
         activation: str = "sigmoid",
         block_rows: int | None = None,
-        needs: tuple[bool, ...] = (False,) * 5,
+        wanted: Wanted = NO_GRADIENTS,
         output: str = "sigmoid",
     ) -> tuple[Tensor | None, ...]:
-        J, gradients, _ = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, needs, block_rows, output=output)
+        J, gradients, _ = cost_and_gradients(X, Y, W1, b1, W2, b2, activation, wanted, block_rows, output=output)
         return J, *gradients
 
     if TYPE_CHECKING:  # torch leaves apply unannotated; it returns what forward returns
@@ -414,7 +425,7 @@ class ShallowBCEFunction(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor | None, ...]) -> None:
         check_labels_need_no_gradient(ctx.needs_input_grad[1])  # also when apply is called directly
         X, Y, W1, b1, W2, b2, *options = inputs
-        defaults: tuple[Any, ...] = ("sigmoid", None, (False,) * 5, "sigmoid")  # apply may leave these options out
+        defaults: tuple[Any, ...] = ("sigmoid", None, NO_GRADIENTS, "sigmoid")  # apply may leave these options out
         ctx.activation, ctx.block_rows, ctx.computed, ctx.output = (*options, *defaults[len(options) :])
         gradients = output[1:]
         ctx.mark_non_differentiable(*(g for g in gradients if g is not None))
@@ -424,7 +435,7 @@ class ShallowBCEFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, dJ: Tensor, *_: Tensor | None) -> tuple[Tensor | None, ...]:
         X, Y, W1, b1, W2, b2, *gradients = ctx.saved_tensors
-        wanted = ctx.needs_input_grad[:1] + ctx.needs_input_grad[2:6]
+        wanted = Wanted(*ctx.needs_input_grad[:1], *ctx.needs_input_grad[2:6])
         if torch.is_grad_enabled() or any(w and not c for w, c in zip(wanted, ctx.computed)):
             gradients = cost_and_gradients(
                 X, Y, W1, b1, W2, b2, ctx.activation, wanted, ctx.block_rows, output=ctx.output
@@ -439,7 +450,16 @@ class ShallowBCEFunction(torch.autograd.Function):
         X, Y, W1, b1, W2, b2 = ctx.saved_tensors
         dots = (X_dot, *tangents[:4])  # (Ẋ, Ẇ1, ḃ1, Ẇ2, ḃ2)
         gradients = cost_and_gradients(
-            X, Y, W1, b1, W2, b2, ctx.activation, tuple(t is not None for t in dots), ctx.block_rows, output=ctx.output
+            X,
+            Y,
+            W1,
+            b1,
+            W2,
+            b2,
+            ctx.activation,
+            Wanted(*(t is not None for t in dots)),
+            ctx.block_rows,
+            output=ctx.output,
         ).gradients
         J_dot = sum((cast(Tensor, g) * t).sum() for g, t in zip(gradients, dots) if t is not None)  # g asked for
         return J_dot, None, None, None, None, None
@@ -510,7 +530,7 @@ def shallow_bce(
     squared error (1/2n) Σ_i Σ_k (Z2 - Y)²_ik, Y any finite reals (n, d2).
 
     Y may be given as (n,) when d2 = 1, and as a bool or integer tensor of 0/1 labels. ``block_rows`` sets the
-    rows per block of the sweep; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
+    rows per block of the pass; None chooses it from d1 (:func:`auto_block_rows`). ``check_inputs=False``
     skips the checks of X and Y, for a loop that checked them once already (``fit``) and passes Y as (n, d2) in
     X's dtype; the checks read the data, which costs as much as the rest of a step on small data. Under
     ``torch.autocast`` the products run in the autocast dtype and J is accumulated and returned in float32.
@@ -518,10 +538,10 @@ def shallow_bce(
     (X, W1, b1, W2, b2), autocast = _autocast(X, W1, b1, W2, b2)
     if check_inputs:
         Y = check_cost_inputs(X, Y, W1, b1, W2, b2, activation, block_rows, output)
-    # In plain eager mode the sweep computes the wanted gradients beside J; traced or transformed, backward does.
-    needs = tuple(
-        plain_eager() and torch.is_grad_enabled() and t is not None and t.requires_grad for t in (X, W1, b1, W2, b2)
+    # In plain eager mode the pass computes the wanted gradients beside J; traced or transformed, backward does.
+    wanted = Wanted(
+        *(plain_eager() and torch.is_grad_enabled() and t is not None and t.requires_grad for t in (X, W1, b1, W2, b2))
     )
     with autocast:
         function = _CompiledShallowBCE if torch.compiler.is_compiling() else ShallowBCEFunction
-        return cast(Tensor, function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, needs, output)[0])  # J
+        return cast(Tensor, function.apply(X, Y, W1, b1, W2, b2, activation, block_rows, wanted, output)[0])  # J

@@ -9,8 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
-from .functional import Sweep as RowPass
-from .functional import cost_and_gradients, probabilities, shallow_bce, shallow_net
+from .functional import RowPass, Wanted, cost_and_gradients, probabilities, shallow_bce, shallow_net
 from .validation import check_cost_inputs, check_fits_in_memory, check_output
 
 
@@ -158,7 +157,7 @@ class ShallowNet(nn.Module):
         """J = -(1/n) Σ { Y log A2 + (1 - Y) log(1 - A2) } (softmax: -(1/n) Σ Y log A2; identity:
         (1/2n) Σ (Z2 - Y)²), a scalar, through the slides' backward.
 
-        J and its gradient come from one sweep over blocks of ``block_rows`` rows of X (None: chosen from d1);
+        J and its gradient come from one pass over blocks of ``block_rows`` rows of X (None: chosen from d1);
         see :func:`~torch_shallow.functional.shallow_bce`, also for ``check_inputs``.
         """
         return shallow_bce(
@@ -179,7 +178,7 @@ class ShallowNet(nn.Module):
     ) -> Tensor:
         """J, with ∇J written into the ``.grad`` of each parameter that requires a gradient.
 
-        The same values as ``zero_grad(set_to_none=True)`` then ``cost(X, Y).backward()``, from the same sweep,
+        The same values as ``zero_grad(set_to_none=True)`` then ``cost(X, Y).backward()``, from the same pass,
         but without building an autograd graph: on small data the autograd engine's fixed cost per call is half
         of a training step. Existing ``.grad`` tensors are replaced, not added to, and gradient hooks on the
         parameters do not run. Returns J detached. ``n`` is the number of samples J averages over, X's rows by
@@ -197,9 +196,9 @@ class ShallowNet(nn.Module):
         the rows giving J, ∇J written into ``.grad`` as there, and the labels predicted right if ``count_right``
         (:func:`~torch_shallow.functional.cost_and_gradients`). Y is (n, d2) in X's dtype."""
         params = (self.W1, self.b1, self.W2, self.b2)
-        needs = (False, *(p is not None and p.requires_grad for p in params))
+        wanted = Wanted(False, *(p is not None and p.requires_grad for p in params))
         with torch.no_grad():
-            result = cost_and_gradients(X, Y, *params, self.activation, needs, block_rows, n, self.output, count_right)
+            result = cost_and_gradients(X, Y, *params, self.activation, wanted, block_rows, n, self.output, count_right)
         for p, g in zip(params, result.gradients[1:]):
             if p is not None:
                 p.grad = g  # None for a parameter that needs none: an old gradient of a now frozen one must not stay

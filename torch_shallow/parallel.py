@@ -1,7 +1,7 @@
 """How the CPU's cores are used.
 
 PyTorch splits each large operation across its intra-op threads, with a fork and a join per operation. The cost's
-sweep runs about twenty operations per block of rows, so on many blocks it is faster, and steadier from run to run,
+pass runs about twenty operations per block of rows, so on many blocks it is faster, and steadier from run to run,
 to give each core its own contiguous range of blocks with one intra-op thread (on 2 cores, 1,000,000 × 32 rows and
 d1 = 128; the README's speed section gives the figures). Operations release the GIL, so Python threads suffice;
 the intra-op thread count is per thread, so the caller's own setting is left as it is.

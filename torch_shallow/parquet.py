@@ -59,7 +59,7 @@ class ParquetRows:
     has, and converts values as it does, so it stands in for X or Y where the data would not fit in memory. A
     slice decodes the row groups that hold its rows, together in one read, only ``columns`` of them, and keeps them
     for the next slices: ``fit`` reads consecutive blocks of rows, so each row group is decoded once per epoch.
-    Each thread that reads (``fit`` sweeps a range of blocks on each core) keeps an open reader of the file and the
+    Each thread that reads (``fit`` passes over a range of blocks on each core) keeps an open reader of the file and the
     row groups of its last slice, so memory holds a slice's row groups per thread, whatever the file's size. Row
     groups outside [start, stop) are never read. A null is an error naming its row.
 

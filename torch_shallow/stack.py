@@ -22,8 +22,7 @@ from torch import Tensor
 
 from .callbacks import Callback
 from .checkpoint import architecture
-from .functional import Sweep as RowPass
-from .functional import cost_and_gradients
+from .functional import PARAMETER_GRADIENTS, RowPass, cost_and_gradients
 from .hyperparameters import CONSTRAINTS
 from .module import ShallowNet
 from .ondisk import NpyRows
@@ -180,7 +179,7 @@ class ModelStack:
                 self.W2,
                 self.b2,
                 self.activation,
-                (False, True, True, True, True),
+                PARAMETER_GRADIENTS,
                 n=n,
                 output=self.output,
                 count_right=count_right,

@@ -32,8 +32,7 @@ from .early_stopping import EarlyStopping
 from .errors import TrainingDiverged
 from .evaluation import Evaluation
 from .fingerprint import Fingerprint
-from .functional import Sweep as RowPass
-from .functional import auto_block_rows
+from .functional import RowPass, auto_block_rows
 from .hyperparameters import CONSTRAINTS
 from .module import ShallowNet
 from .ondisk import NpyRows

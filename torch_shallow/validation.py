@@ -36,7 +36,7 @@ def _require_tensor(name: str, t: object) -> Tensor:
 
 
 # The value checks read the data on one intra-op thread: a parallel reduction would leave OpenMP's helper threads
-# spinning, for milliseconds, on the cores that the cost's sweep is about to use (see parallel.py).
+# spinning, for milliseconds, on the cores that the cost's pass over the rows is about to use (see parallel.py).
 
 
 def _all_finite(t: Tensor) -> bool:
