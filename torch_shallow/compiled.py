@@ -34,8 +34,9 @@ import sys
 import time
 import types
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -44,6 +45,9 @@ from .functional import Activations, cost_and_gradients
 from .parallel import threads_for_training
 from .stopping import DIVERGENCE_FACTOR
 
+if TYPE_CHECKING:
+    from .module import ShallowNet
+
 # The stop codes of each model, as :class:`Chunk` returns them.
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
 # Epochs per compiled call at most: the length of the buffer the costs are written into. Larger chunks take several
@@ -51,6 +55,9 @@ RUNNING, CONVERGED, DIVERGED = 0, 1, 2
 CALL_EPOCHS = 256
 # A chunk should return within this many seconds, so that Ctrl-C (handled between chunks) stops within about a second.
 CHUNK_SECONDS = 0.5
+
+# What the chunks read and do not change: X, Y, the learning rates α_k, tol, and each group's unit mask or None.
+ChunkData = tuple[Tensor, Tensor, Tensor, Tensor, tuple[Tensor | None, ...]]
 
 
 class Chunk(NamedTuple):
@@ -93,8 +100,8 @@ class ChunkState:
         not is marked CONVERGED: whatever ended it, the caller knows)."""
         K = sum(W1.shape[0] if W1.dim() == 3 else 1 for W1 in params[::4])
         device = params[0].device
-        f64 = {"dtype": torch.float64, "device": device}
-        i64 = {"dtype": torch.int64, "device": device}
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": device}
+        i64: dict[str, Any] = {"dtype": torch.int64, "device": device}
 
         def floats(values: list[float | None] | None, missing: float) -> Tensor:
             values = values or [None] * K
@@ -126,7 +133,7 @@ class Problem:
     n: int  # the number of samples J averages over
 
 
-def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+def _epoch(problem: Problem, t: Tensor, data: ChunkData, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """One epoch t of the loop for every model; returns J (K,) and the new state, whose tensors are those of
     :meth:`ChunkState.tensors` and the right answers and ‖∇J‖ of this epoch (kept where the model ran)."""
     X, Y, lrs, tol, unit_masks = data
@@ -136,7 +143,17 @@ def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) 
     needs = (False, *problem.trainable)
     sweeps = [
         cost_and_gradients(
-            X, Y, *params[4 * g : 4 * g + 4], activation, needs, n=problem.n, output=problem.output, count_right=True
+            X,
+            Y,
+            params[4 * g],
+            params[4 * g + 1],
+            params[4 * g + 2],
+            params[4 * g + 3],
+            activation,
+            needs,
+            n=problem.n,
+            output=problem.output,
+            count_right=True,
         )
         for g, activation in enumerate(problem.activations)
     ]
@@ -146,15 +163,20 @@ def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) 
     running = stops == RUNNING
     diverged = running & ~(cost <= limit)  # NaN fails every comparison
     ok = running & ~diverged
-    new_params, new_previous, squares, first = [], [], [], 0
+    new_params: list[Tensor] = []
+    new_previous: list[Tensor] = []
+    squares: list[Tensor] = []
+    first = 0
     for g, (sweep, unit_mask) in enumerate(zip(sweeps, unit_masks)):
         stacked = params[4 * g].dim() == 3
         models = slice(first, first + (params[4 * g].shape[0] if stacked else 1))
         first = models.stop
         gradients = list(sweep.gradients[1:])
-        if unit_mask is not None:
-            gradients[2] = gradients[2] * unit_mask  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
-        group_squares = 0
+        if unit_mask is not None:  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
+            dW2 = gradients[2]
+            assert dW2 is not None  # narrowing, not a cast: typing.cast may break the graph in older Dynamo
+            gradients[2] = dW2 * unit_mask
+        group_squares: Tensor | int = 0
         for p, p_prev, grad in zip(params[4 * g : 4 * g + 4], previous[4 * g : 4 * g + 4], gradients):
             if grad is None:  # a frozen parameter
                 new_params.append(p)
@@ -165,12 +187,17 @@ def _epoch(problem: Problem, t: Tensor, data: tuple, state: tuple[Tensor, ...]) 
             new_params.append(torch.where(on, step, torch.where(back, p_prev, p)))
             new_previous.append(torch.where(on, p, p_prev))
             group_squares = group_squares + grad.square().sum(dim=tuple(range(int(stacked), grad.dim()))).reshape(-1)
+        assert isinstance(group_squares, Tensor)  # some parameter takes steps
         squares.append(group_squares)
     converged = ok & ((cost - last_cost).abs() < tol)  # false at t = 0, where last_cost is NaN
     stops = torch.where(diverged, DIVERGED, torch.where(converged, CONVERGED, stops))
     epochs = torch.where(ok, t + 1, epochs)
     last_cost = torch.where(ok, cost, last_cost)
-    right = torch.where(ok, torch.cat([sweep.right.reshape(-1) for sweep in sweeps]), right)
+    rights = []
+    for sweep in sweeps:
+        assert sweep.right is not None  # count_right=True
+        rights.append(sweep.right.reshape(-1))
+    right = torch.where(ok, torch.cat(rights), right)
     grad_norms = torch.where(ok, torch.cat(squares).sqrt(), grad_norms)
     costs = torch.where(ok, J, math.nan)
     return costs, *new_params, *new_previous, last_cost, limit, stops, epochs, right, grad_norms
@@ -181,7 +208,9 @@ def _per_model(values: Tensor, p: Tensor, stacked: bool) -> Tensor:
     return values.view(-1, *[1] * (p.dim() - 1)) if stacked else values.view(())
 
 
-def _chunk(problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tuple, state: tuple[Tensor, ...]) -> None:
+def _chunk(
+    problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: ChunkData, state: tuple[Tensor, ...]
+) -> None:
     """Epochs t0 … t0 + count - 1, stopping early once no model runs: the costs into ``costs`` (count, K), the
     state updated in place. Traced by torch.compile as a ``while_loop``."""
     from torch._higher_order_ops import while_loop
@@ -192,9 +221,9 @@ def _chunk(problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tup
         return (i < count) & (carried[stops] == RUNNING).any()
 
     def epoch(i: Tensor, *carried: Tensor) -> tuple[Tensor, ...]:
-        J, *carried = _epoch(problem, t0 + i, data, carried)
+        J, *new = _epoch(problem, t0 + i, data, carried)
         costs.index_put_((i.reshape(1),), J.reshape(1, -1))  # allowed: costs is not carried
-        return i + 1, *carried
+        return i + 1, *new
 
     final = while_loop(running, epoch, (torch.zeros_like(t0), *state))
     for target, value in zip(state, final[1:]):
@@ -202,7 +231,7 @@ def _chunk(problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tup
 
 
 def _chunk_eager(
-    problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: tuple[Tensor, ...], state: tuple[Tensor, ...]
+    problem: Problem, t0: Tensor, count: Tensor, costs: Tensor, data: ChunkData, state: tuple[Tensor, ...]
 ) -> None:
     """:func:`_chunk` without the compiler, an epoch at a time."""
     stops = state[8 * len(problem.activations) + 2]
@@ -237,7 +266,7 @@ def compile_available() -> bool:
     reason = None
     if sys.platform == "win32":
         reason = "Inductor's C++ wrapper is not supported on Windows here"
-    elif not torch._dynamo.is_dynamo_supported():
+    elif not _dynamo_supported():
         reason = f"torch.compile does not support Python {sys.version.split()[0]}"
     else:
         from torch._inductor import config
@@ -250,20 +279,26 @@ def compile_available() -> bool:
     return reason is None
 
 
+def _dynamo_supported() -> bool:
+    from torch._dynamo.eval_frame import is_dynamo_supported  # torch._dynamo's own, not in its __all__
+
+    return is_dynamo_supported()
+
+
 def _warn_eager(reason: str) -> None:
     warnings.warn(f"compiled training is not available: {reason}; training runs eagerly", RuntimeWarning, 2)
 
 
-_compiled: dict[tuple, Callable[..., None]] = {}
+_compiled: dict[tuple[Any, ...], Callable[..., None]] = {}
 
 
-def _key(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> tuple:
+def _key(problem: Problem, data: ChunkData, state: tuple[Tensor, ...]) -> tuple[Any, ...]:
     tensors = [*data[:4], *state]
     masks = tuple(None if m is None else (tuple(m.shape), m.dtype) for m in data[4])
     return problem, tuple((tuple(t.shape), t.dtype, t.device.type) for t in tensors), masks
 
 
-def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tensor, ...]) -> Callable[..., None]:
+def compiled_chunk(problem: Problem, data: ChunkData, state: tuple[Tensor, ...]) -> Callable[..., None]:
     """The compiled :func:`_chunk` for these shapes, dtypes, device and problem, made once per process (Inductor's
     on-disk caches, on by default, spare later processes most of the compile)."""
     key = _key(problem, data, state)
@@ -271,7 +306,7 @@ def compiled_chunk(problem: Problem, data: tuple[Tensor, ...], state: tuple[Tens
         X, Y = data[0], data[1]
         units = sum(math.prod(W1.shape[:-1]) for W1 in state[: 4 * len(problem.activations) : 4])
         thresholds = _decomposition(X.shape[0], X.shape[1], Y.shape[1], units)
-        options = {**INDUCTOR_OPTIONS, "post_grad_fusion_options": {"decompose_mm_pass": thresholds}}
+        options: dict[str, Any] = {**INDUCTOR_OPTIONS, "post_grad_fusion_options": {"decompose_mm_pass": thresholds}}
         # A function of its own for each key: Dynamo keeps compiled graphs, and a limit of 8 on their number, per code
         # object, and checks a call's arguments against each graph's guards in turn.
         own = types.FunctionType(_chunk.__code__.replace(), _chunk.__globals__, _chunk.__name__)
@@ -319,26 +354,28 @@ class Chunks:
         state: ChunkState,
         lrs: list[float],
         *,
-        activation: Activations,
+        activation: Activations | Sequence[Activations],
         output: str = "sigmoid",
         tol: float = 0.0,
-        unit_mask: Tensor | None = None,
+        unit_mask: Tensor | Sequence[Tensor | None] | None = None,
         trainable: tuple[bool, bool, bool, bool] = (True, True, True, True),
         compile: bool = True,
     ) -> None:
         p = state.params[0]
         groups = len(state.params) // 4
-        activations = tuple(activation) if groups > 1 else (activation,)
-        unit_masks = tuple(unit_mask) if groups > 1 else (unit_mask,)
+        activations = tuple(activation) if groups > 1 else (cast(Activations, activation),)
+        unit_masks = (
+            tuple(cast("Sequence[Tensor | None]", unit_mask)) if groups > 1 else (cast("Tensor | None", unit_mask),)
+        )
         if len(activations) != groups or len(unit_masks) != groups:
             raise ValueError(f"{groups} groups of models need {groups} activations and unit masks")
         self.state = state
-        self.problem = Problem(activations, output, tuple(trainable), X.shape[0])
-        lrs = torch.tensor(lrs, dtype=p.dtype, device=p.device)
-        tol = torch.tensor(tol, dtype=torch.float64, device=p.device)
-        self.data = (X, Y, lrs, tol, unit_masks)
-        self.carried = (*state.tensors(), state.right, state.grad_norms)
-        self.K = lrs.shape[0]
+        self.problem = Problem(activations, output, cast("tuple[bool, bool, bool, bool]", tuple(trainable)), X.shape[0])
+        lrs_ = torch.tensor(lrs, dtype=p.dtype, device=p.device)
+        tol_ = torch.tensor(tol, dtype=torch.float64, device=p.device)
+        self.data: ChunkData = (X, Y, lrs_, tol_, unit_masks)
+        self.carried: tuple[Tensor, ...] = (*state.tensors(), state.right, state.grad_norms)
+        self.K = lrs_.shape[0]
         self.compile = compile and compile_available()
         dtype = torch.promote_types(p.dtype, torch.float32)  # J's, as cross_entropy returns it
         self._buffer = torch.empty((CALL_EPOCHS, self.K), dtype=dtype, device=p.device)
@@ -376,7 +413,7 @@ class Chunks:
         # The thread count the eager loop trains with: Inductor's kernels take it at compile time, and a call under
         # another would compile again.
         with threads_for_training(self.data[0], max(W1.shape[-2] for W1 in self.state.params[::4])):
-            if self.compile:
+            if self.compile and self._compiled is not None:  # compiled where self.compile
                 try:
                     self._compiled(t0_, count_, self._buffer, self.data, self.carried)
                     return costs.clone()
@@ -436,7 +473,7 @@ def should_compile(
     return epochs_to_run * (eager - compiled) > COMPILE_SECONDS and compile_available()
 
 
-def stacks_by_size(models: list) -> tuple[list[Tensor], list[Activations], list[int]]:
+def stacks_by_size(models: Sequence[ShallowNet]) -> tuple[list[Tensor], list[Activations], list[int]]:
     """ShallowNets of mixed hidden sizes as one stack per size, without padding, for :class:`Chunks`: the groups'
     [W1, b1, W2, b2] one after another (copies), their activations, and the models' order, ``order[i]`` being the
     index in ``models`` of the i-th model of the groups."""

@@ -174,7 +174,7 @@ def _training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     return training
 
 
-COMPILE = {"auto": "auto", "on": True, "off": False}
+COMPILE: dict[str, str | bool] = {"auto": "auto", "on": True, "off": False}
 
 
 def _compile_option(group: argparse._ArgumentGroup) -> None:
