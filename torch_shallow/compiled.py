@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, cast
 import torch
 from torch import Tensor
 
-from .functional import Activations, cost_and_gradients
+from .functional import Activations, Wanted, cost_and_gradients
 from .parallel import threads_for_training
 from .stopping import DIVERGENCE_FACTOR
 
@@ -140,8 +140,8 @@ def _epoch(problem: Problem, t: Tensor, data: ChunkData, state: tuple[Tensor, ..
     G = len(problem.activations)
     params, previous = state[: 4 * G], state[4 * G : 8 * G]
     last_cost, limit, stops, epochs, right, grad_norms = state[8 * G :]
-    needs = (False, *problem.trainable)
-    sweeps = [
+    wanted = Wanted(False, *problem.trainable)
+    passes = [
         cost_and_gradients(
             X,
             Y,
@@ -150,14 +150,14 @@ def _epoch(problem: Problem, t: Tensor, data: ChunkData, state: tuple[Tensor, ..
             params[4 * g + 2],
             params[4 * g + 3],
             activation,
-            needs,
+            wanted,
             n=problem.n,
             output=problem.output,
             count_right=True,
         )
         for g, activation in enumerate(problem.activations)
     ]
-    J = torch.cat([sweep.J.reshape(-1) for sweep in sweeps])  # (K,)
+    J = torch.cat([result.J.reshape(-1) for result in passes])  # (K,)
     cost = J.double()  # compared in float64, as the eager loop compares Python floats
     limit = torch.where(t == 0, DIVERGENCE_FACTOR * cost.clamp_min(1.0), limit)
     running = stops == RUNNING
@@ -167,11 +167,11 @@ def _epoch(problem: Problem, t: Tensor, data: ChunkData, state: tuple[Tensor, ..
     new_previous: list[Tensor] = []
     squares: list[Tensor] = []
     first = 0
-    for g, (sweep, unit_mask) in enumerate(zip(sweeps, unit_masks)):
+    for g, (result, unit_mask) in enumerate(zip(passes, unit_masks)):
         stacked = params[4 * g].dim() == 3
         models = slice(first, first + (params[4 * g].shape[0] if stacked else 1))
         first = models.stop
-        gradients = list(sweep.gradients[1:])
+        gradients = list(result.gradients[1:])
         if unit_mask is not None:  # a padded unit's dW2 column, dZ2ᵀ σ(0), is not zero: masked
             dW2 = gradients[2]
             assert dW2 is not None  # narrowing, not a cast: typing.cast may break the graph in older Dynamo
@@ -194,9 +194,9 @@ def _epoch(problem: Problem, t: Tensor, data: ChunkData, state: tuple[Tensor, ..
     epochs = torch.where(ok, t + 1, epochs)
     last_cost = torch.where(ok, cost, last_cost)
     rights = []
-    for sweep in sweeps:
-        assert sweep.right is not None  # count_right=True
-        rights.append(sweep.right.reshape(-1))
+    for result in passes:
+        assert result.right is not None  # count_right=True
+        rights.append(result.right.reshape(-1))
     right = torch.where(ok, torch.cat(rights), right)
     grad_norms = torch.where(ok, torch.cat(squares).sqrt(), grad_norms)
     costs = torch.where(ok, J, math.nan)
