@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import jacrev
 
-from torch_shallow import ShallowNet, TrainConfig, fit, fit_many
+from torch_shallow import ShallowNet, TrainConfig, evaluate, fit, fit_many
 from torch_shallow.checkpoint import CheckpointError, load_checkpoint
 from torch_shallow.dynamics import hessian, ntk, sharpness
 from torch_shallow.instruments import LAYOUT, KernelDrift, Sharpness
-from torch_shallow import evaluate
 
 from conftest import TOLERANCES
 
