@@ -22,7 +22,7 @@ from edge_of_stability import chebyshev_data, cohen_network
 
 from torch_shallow import ShallowNet
 from torch_shallow.dynamics import ntk, stack
-from torch_shallow.functional import backward_pass, forward_pass
+from torch_shallow.functional import Wanted, backward_pass, forward_pass
 
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -59,7 +59,7 @@ def train(alphas: list[float], steps: int, every: int) -> dict[str, list]:
         if t == steps:
             break
         dZ2 = (h - Y) / (len(X) * alpha)  # ∂J/∂Z2 for J = (1/α²)(1/2n) Σ (α(Z2 - Z2_0) - Y)²
-        _, dW1, db1, dW2, _ = backward_pass(dZ2, X, W1, W2, A1, "tanh", (False, True, True, True, False))
+        _, dW1, db1, dW2, _ = backward_pass(dZ2, X, W1, W2, A1, "tanh", Wanted(dW1=True, db1=True, dW2=True))
         W1, b1, W2 = W1 - LR * dW1, b1 - LR * db1, W2 - LR * dW2
     return record
 

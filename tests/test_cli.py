@@ -1,5 +1,6 @@
 """The command line, as a user runs it."""
 
+import os
 import re
 import subprocess
 import sys
@@ -109,3 +110,77 @@ def test_a_hidden_layer_too_large_for_memory_is_refused_before_any_allocation(ca
     assert "training 100,000,000 hidden units needs" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"ShallowNet\(2, 1000000000000, 1\) needs .* GiB, but this machine has"):
         ShallowNet(2, 10**12)
+
+
+def test_save_refuses_another_runs_files_and_files_that_are_not_regular(tmp_path, capsys):
+    assert main(["train", "--epochs", "5", "--log-dir", str(tmp_path / "a")]) == 0
+    events = next((tmp_path / "a").glob("events.out.tfevents.*"))
+    size = events.stat().st_size
+    assert main(["train", "--epochs", "5", "--log-dir", str(tmp_path / "b"), "--save", str(events)]) == 2
+    assert "in another run's directory" in capsys.readouterr().err and events.stat().st_size == size
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["train", "--epochs", "5", "--no-log", "--save", str(fifo)]) == 2
+    assert "is not a regular file" in capsys.readouterr().err and not fifo.is_file()
+
+
+def test_the_sweep_table_shows_each_learning_rate_as_given(capsys):
+    assert main(["sweep", "--epochs", "3", "--no-log", "--lr", "1.0000001", "1.00000011"]) == 0
+    out = capsys.readouterr().out
+    assert "1.0000001 " in out and "1.00000011" in out
+
+
+def test_identity_outputs_show_and_log_no_accuracy(tmp_path, capsys):
+    csv = tmp_path / "reg.csv"
+    X, _ = planar()
+    csv.write_text("a,b,y\n" + "".join(f"{a},{b},{a * b + 0.5}\n" for a, b in X.tolist()))
+    assert (
+        main(
+            [
+                "sweep",
+                "--csv",
+                str(csv),
+                "--output",
+                "identity",
+                "--hidden",
+                "2",
+                "3",
+                "--lr",
+                "0.05",
+                "--epochs",
+                "20",
+                "--log-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and " -  " in out
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = next(p for p in (tmp_path / "run").iterdir() if p.is_dir())
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert "cost/train" in tags and not any(tag.startswith("accuracy/") for tag in tags)
+
+
+def test_kernel_drift_with_on_disk_data_is_refused_before_training(tmp_path, capsys):
+    X, Y = planar()
+    data = tmp_path / "data"
+    data.mkdir()
+    import numpy as np
+
+    np.save(data / "X.npy", X.numpy())
+    np.save(data / "Y.npy", Y.numpy())
+    assert main(["train", "--data", str(data), "--kernel-every", "10", "--epochs", "20", "--no-log"]) == 2
+    assert "--kernel-every with --data" in capsys.readouterr().err
+
+
+def test_softmax_classes_without_rows_are_warned_of(tmp_path):
+    csv = tmp_path / "typo.csv"
+    X, Y = planar()
+    labels = Y.reshape(-1).long().tolist()
+    labels[7] = 9  # a mistyped label: classes 2..8 have no rows
+    csv.write_text("a,b,y\n" + "".join(f"{a},{b},{y}\n" for (a, b), y in zip(X.tolist(), labels)))
+    with pytest.warns(UserWarning, match=r"10 classes 0..9, but classes 2, 3, 4, 5, 6, 7, 8 have no rows"):
+        assert main(["train", "--csv", str(csv), "--output", "softmax", "--epochs", "3", "--no-log"]) == 0

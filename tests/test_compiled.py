@@ -341,3 +341,17 @@ def test_compile_true_where_a_run_cannot_compile_warns_and_trains_eagerly():
     with pytest.warns(RuntimeWarning, match="trains eagerly, for a model has no bias"):
         history = fit(net, X, Y, TrainConfig(max_epochs=5, tol=0, progress=False, compile=True))
     assert history.epochs == 5
+
+
+def test_auto_leaves_float32_runs_eager_where_tol_asks_for_js_last_bits(monkeypatch):
+    """Below RESOLVED_TOL a float32 model stops where J no longer changes in its last bits, which compiled sums round
+    otherwise: "auto" keeps such a run eager; with tol 0 it would compile."""
+    from torch_shallow.callbacks import Run
+    from torch_shallow.trainer import History, OneModel
+
+    monkeypatch.setattr(compiled_module, "should_compile", lambda *args, **kwargs: True)
+    X, Y = data("sigmoid")
+    net = ShallowNet(D, 3)
+    run = Run(OneModel(net, None, 0.5), X.float(), Y.float(), N, [History()], 100)
+    assert compiled_module.compiled_epochs(run, "auto", 1e-9, plain=True) is None
+    assert compiled_module.compiled_epochs(run, "auto", 1e-5, plain=True) is not None

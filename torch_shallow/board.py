@@ -395,7 +395,7 @@ class TensorBoard(Callback):
             values = {"cost/train": costs[k], "accuracy/train": accuracies[k]}
             if val is not None:
                 values.update({"cost/val": val[0][k], "accuracy/val": val[1][k]})
-            scalars.append({**values, "grad_norm": norms[k], "lr": lrs[k]})
+            scalars.append({**_with_accuracy(values), "grad_norm": norms[k], "lr": lrs[k]})
         _write_scalars(run, scalars)
 
     def on_fit_end(self, run: Run) -> None:
@@ -405,10 +405,15 @@ class TensorBoard(Callback):
             values = {"cost/train": history.final_cost, "accuracy/train": history.train_accuracy}
             if history.val_cost is not None:
                 values.update({"cost/val": history.val_cost, "accuracy/val": cast(float, history.val_accuracy)})
-            writer.add_step_scalars(values, history.epochs)
+            writer.add_step_scalars(_with_accuracy(values), history.epochs)
         models = run.models
         for k, writer in enumerate(run.writers):
             write_summary(writer, models[k], {"lr": run.learning_rates[k], **self.summary}, self.hparams[k])
+
+
+def _with_accuracy(values: dict[str, float]) -> dict[str, float]:
+    """The scalars without accuracies that mean nothing: identity outputs count no right answers (NaN)."""
+    return {tag: value for tag, value in values.items() if not (tag.startswith("accuracy/") and math.isnan(value))}
 
 
 def _write_scalars(run: Run, scalars: list[dict[str, float] | None]) -> None:

@@ -340,7 +340,7 @@ class Chunks:
         lrs: α_k of each model.
         activation, output: the models' (one activation, or one per model of a stack); for several groups, a list
             of activations, one entry per group.
-        tol: stop a model once |J(θ(t)) - J(θ(t-1))| < tol; 0 never.
+        tol: stop a model once ``|J(θ(t)) - J(θ(t-1))| < tol``; 0 never.
         unit_mask: (K, 1, d1max) 1 for a model's own hidden units, 0 for padding, or None; for several groups, a
             list of them, one per group.
         trainable: which of W1, b1, W2, b2 take steps.
@@ -549,6 +549,12 @@ class CompiledEpochs:
         run.epoch = max([run.epoch, *(epochs[k] for k in ran)])
 
 
+# A tol below this (in float32; scaled by the dtype's epsilon) asks that J stop changing in its last bits, which the
+# compiled epochs round otherwise than the eager ones (their sums run in another order), so that a model would stop
+# at another epoch: "auto" leaves such runs eager. float32's epsilon is 1.2e-7; float64's makes the bound 2e-15.
+RESOLVED_TOL = 1e-6
+
+
 def compiled_epochs(run: Any, mode: str | bool, tol: float, plain: bool) -> CompiledEpochs | None:
     """The run's epochs as compiled chunks where ``mode`` asks for them (:func:`should_compile`) and the run can
     have them: plain gradient descent on tensors in one process, every model with both biases, sigmoid or softmax
@@ -568,6 +574,8 @@ def compiled_epochs(run: Any, mode: str | bool, tol: float, plain: bool) -> Comp
         warnings.warn(f"compile=True: this run trains eagerly, for {' and '.join(why)}", RuntimeWarning, stacklevel=4)
         return None
     W1 = trainee.W1
+    if mode == "auto" and 0 < tol < RESOLVED_TOL * torch.finfo(W1.dtype).eps / torch.finfo(torch.float32).eps:
+        return None  # see RESOLVED_TOL
     K = W1.shape[0] if W1.dim() == 3 else 1
     n, d = run.X.shape
     epochs = run.max_epochs - run.epoch

@@ -18,6 +18,7 @@ import itertools
 import math
 import os
 import re
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -625,6 +626,14 @@ def load_training_data(
         experiment, (X, Y) = dataset, DATASETS[dataset](dtype=dtype)
     if output == "softmax":
         Y = one_hot(Y, dtype=dtype)
+        empty = (Y.sum(0) == 0).nonzero().reshape(-1).tolist()
+        if empty and Y.shape[1] >= 2:
+            shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+            warnings.warn(
+                f"--output softmax: the labels make {Y.shape[1]} classes 0..{Y.shape[1] - 1}, but classes "
+                f"{shown} have no rows (a mistyped label?); the model has an output unit for each",
+                stacklevel=2,
+            )
         if Y.shape[1] < 2:
             raise ValueError(
                 f"--output softmax needs labels of at least 2 classes 0..K-1, got only class {Y.shape[1] - 1}"

@@ -173,7 +173,7 @@ def lanczos(product: Callable[[Tensor], Tensor], mask: Tensor, k: int) -> Tensor
     α_j = q_jᵀ H q_j on its diagonal and β_j = ‖q_{j+1}'s residual‖ beside it. The eigenvalues θ_i of T (Ritz values)
     approach H's extreme ones; with T's eigenvectors s_i, ‖H Q s_i - θ_i Q s_i‖ = ``β_m |s_mi|``, and an eigenvalue's
     error is at most that residual squared over the gap to the next. A model is done once the residuals of its top k
-    are below √ε·max|θ| (ε of the dtype: errors of order ε·|θ|²/gap), once its Krylov space is all of its P_k
+    are below ``√ε·max|θ|`` (ε of the dtype: errors of order ``ε·|θ|²/gap``), once its Krylov space is all of its P_k
     coordinates (then T is H in another basis, and its eigenvalues are H's to rounding), or once β vanishes; the
     models iterate in lockstep until all are done, a finished one with q = 0. The start vector is drawn from a fixed
     seed: the same models give the same values.

@@ -77,6 +77,8 @@ class KernelDrift(Callback):
         self.kernel_0: list[Tensor] | None = None  # each model's Θ_0 on the training data
 
     def on_fit_start(self, run: Run) -> None:
+        if not isinstance(run.X, Tensor):
+            raise TypeError(f"KernelDrift needs the training data in memory as a tensor, got {type(run.X).__name__}")
         if self.theta_0 is None:
             self.theta_0 = [_flat_parameters(m) for m in run.models]
             self.kernel_0 = list(ntk(run.models, run.X, check_inputs=False))

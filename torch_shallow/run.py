@@ -184,7 +184,9 @@ def check_output_file(path: Path, what: str, *, create_parent: bool) -> None:
     check_writable_dir(path.parent, what)
 
 
-def check_save_path(save: Path, checkpoint: str | Path | None, resume_from: Path | None) -> None:
+def check_save_path(
+    save: Path, checkpoint: str | Path | None, resume_from: Path | None, log_dir: str | Path | None = None
+) -> None:
     """The command line's ``--save`` names a file of its own: not the run's checkpoint, nor the one it resumes from,
     nor any other run's checkpoint, in a directory that exists (the run's own directory, just created, counts)."""
     from .checkpoint import is_checkpoint
@@ -193,6 +195,16 @@ def check_save_path(save: Path, checkpoint: str | Path | None, resume_from: Path
     for other, what in ((checkpoint, "the run's checkpoint"), (resume_from, "the checkpoint the run resumes from")):
         if other is not None and (save == Path(other).absolute() or _same_file(save, Path(other))):
             raise ValueError(f"--save {save} is {what}, which the model would overwrite; save it to another file")
+    if save.exists() and not save.is_file():
+        raise ValueError(f"--save {save} is not a regular file; the model is written to a file of its own")
+    if (
+        save.exists()
+        and (save.name.startswith("events.out.tfevents.") or holds_run(save.parent))
+        and not (log_dir is not None and save.parent == Path(log_dir).absolute())
+    ):
+        raise ValueError(
+            f"--save {save} is in another run's directory, whose files it would overwrite; save it to another file"
+        )
     if save.exists() and is_checkpoint(save):
         raise ValueError(
             f"--save {save} is a training run's checkpoint, which the model would overwrite; save it to another file"

@@ -19,7 +19,7 @@ from ..run import RunInUse
 from .commands import convert, resume_command, sweep, train
 from .parser import build_parser, given_options
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -72,3 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def run() -> None:
+    """The ``torch-shallow`` program: :func:`main`, then its exit code. Once main has returned, every result is written,
+    so a Ctrl-C or SIGTERM that comes while the interpreter shuts down is ignored rather than turning a finished run
+    into a failed one."""
+    code = main()
+    if threading.current_thread() is threading.main_thread():
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.SIG_IGN)
+    sys.exit(code)

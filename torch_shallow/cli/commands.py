@@ -149,7 +149,7 @@ def train(args: argparse.Namespace, given: set[str]) -> None:
     already = None if args.resume is None else args.saved["history"]["epochs"]
     with removed_if_empty(log_dir):
         if args.save is not None and rank == 0:
-            check_save_path(args.save, config.checkpoint, args.resume)
+            check_save_path(args.save, config.checkpoint, args.resume, config.log_dir)
         try:
             history = fit(net, X, Y, config, val=val, hparams=run, resume_from=args.resume, callbacks=instruments(args))
         except TrainingInterrupted as stop:
@@ -261,10 +261,15 @@ def sweep_table(grid: list[tuple[int, str, float, int]], histories: list[History
             (f"{100 * history.val_accuracy:7.2f}%  " if history.val_accuracy is not None else " " * 10) if val else ""
         )
         lines.append(
-            f"{h:>6}  {a:<10}  {lr:>8g}  {seed:>4}  {history.final_cost:>10.6f}  "
-            f"{100 * history.train_accuracy:7.2f}%  {val_acc}{history.epochs:>7}  {history.stop_reason}"
+            f"{h:>6}  {a:<10}  {lr!s:>8}  {seed:>4}  {history.final_cost:>10.6f}  "
+            f"{_percent(history.train_accuracy)}  {val_acc}{history.epochs:>7}  {history.stop_reason}"
         )
     return "\n".join(lines)
+
+
+def _percent(fraction: float) -> str:
+    """An accuracy in the table's column; "-" where there is none (identity outputs)."""
+    return f"{'-':>8}" if math.isnan(fraction) else f"{100 * fraction:7.2f}%"
 
 
 def convert(args: argparse.Namespace, given: set[str]) -> None:

@@ -64,6 +64,8 @@ def refuse_contradictions(args: argparse.Namespace, given: set[str]) -> None:
         clashes.append("--split-seed without --val-fraction")
     if "patience" in given and args.val_fraction is None and "resume" not in given:
         clashes.append("--patience without --val-fraction (early stopping watches the validation cost)")
+    if getattr(args, "kernel_every", None) is not None and args.data is not None:
+        clashes.append("--kernel-every with --data (the tangent kernel on the training data needs it in memory)")
     if "resume" in given:
         clashes += [f"{flag(dest)} with --resume" for dest in RESUME_REFUSES if dest in given and dest != "init_from"]
     if clashes:
