@@ -195,7 +195,7 @@ def check_save_path(
     for other, what in ((checkpoint, "the run's checkpoint"), (resume_from, "the checkpoint the run resumes from")):
         if other is not None and (save == Path(other).absolute() or _same_file(save, Path(other))):
             raise ValueError(f"--save {save} is {what}, which the model would overwrite; save it to another file")
-    if save.exists() and not save.is_file():
+    if save.exists() and not save.is_file() and not save.is_dir():  # a directory: check_output_file says so
         raise ValueError(f"--save {save} is not a regular file; the model is written to a file of its own")
     if (
         save.exists()
