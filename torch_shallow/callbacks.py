@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from .distributed import all_reduce_sum_
+from .distributed import all_reduce_sum_, world
 from .functional import RowPass
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class Run:
         self.running = [h.stop_reason in ("", "max_epochs") and h.epochs < max_epochs for h in histories]
         self.epoch = max((h.epochs for h in histories), default=0)
         self.interrupted = 0
+        self._ranks = world()[1]
         self.writers: list[Any] = []
         self._pass: tuple[tuple[int, ...], bool, RowPass] | None = None
         self._validation: tuple[tuple[int, ...], list[float], list[float]] | None = None
@@ -140,8 +141,9 @@ class Run:
         key = self._version()
         if self._pass is None or self._pass[0] != key or (count_right and not self._pass[1]):
             result = self.trainee.cost_and_grad(self.X, self.Y, self.n, count_right=count_right)
-            right = [] if result.right is None else [result.right]
-            all_reduce_sum_([result.J, *self.trainee.gradients(), *right])
+            if self._ranks > 1:
+                right = [] if result.right is None else [result.right]
+                all_reduce_sum_([result.J, *self.trainee.gradients(), *right])
             self._pass = (key, count_right, result)
         return self._pass[2]
 
@@ -167,7 +169,7 @@ class Run:
 
     def _version(self) -> tuple[int, ...]:
         """Changes whenever θ is changed in place, by a step, a resume or a callback."""
-        return (self.epoch, *(p._version for p in self.trainee.parameters()))
+        return (self.epoch, *[p._version for p in self.trainee.parameters()])
 
 
 class Events:
@@ -183,9 +185,11 @@ class Events:
             callback.on_fit_start(run)
 
     def epoch_end(self, run: Run) -> None:
+        last, epoch = run.last, run.epoch
         for i, callback in enumerate(self.callbacks):
-            if callback.between_chunks or (callback.every is not None and run.epoch % callback.every == 0) or run.last:
-                self.called_at[i] = run.epoch
+            every = callback.every
+            if callback.between_chunks or last or (every is not None and epoch % every == 0):
+                self.called_at[i] = epoch
                 callback.on_epoch_end(run)
 
     def epochs_to_next(self, run: Run) -> int:

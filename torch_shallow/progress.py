@@ -77,6 +77,8 @@ class ProgressBar(Callback):
 
     def on_fit_start(self, run: Run) -> None:
         self.bar = progress_bar(self.max_epochs, initial=run.epoch, desc="train", enabled=self.enabled, unit="epoch")
+        if self.bar.disable:  # nothing to show: not called after each epoch
+            self.between_chunks, self.every = False, None
 
     def on_epoch_end(self, run: Run) -> None:
         if self.bar is None or self.bar.disable:

@@ -68,6 +68,7 @@ class StopSignals(Callback):
         self.checkpoint, self.resume_hint = checkpoint, resume_hint
         self._signalled: Callable[[], int] = lambda: 0
         self._stack = contextlib.ExitStack()
+        self._ranks = 1
 
     def __enter__(self) -> StopSignals:
         self._signalled = self._stack.enter_context(deferred_stop_signals())
@@ -76,9 +77,12 @@ class StopSignals(Callback):
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
+    def on_fit_start(self, run: Run) -> None:
+        self._ranks = world()[1]
+
     def on_epoch_end(self, run: Run) -> None:
         signalled = self._signalled()
-        if world()[1] > 1:  # every rank learns what any rank received
+        if self._ranks > 1:  # every rank learns what any rank received
             flags = torch.tensor(
                 [float(signalled == s) for s in STOP_SIGNALS],
                 dtype=torch.float64,

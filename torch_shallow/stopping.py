@@ -35,7 +35,8 @@ def diverging(history: History, cost: float) -> bool:
 def record_costs(run: Run, J: Tensor) -> None:
     """J(θ(t)) of each running model into its history, read in one synchronisation; a model whose J is diverging
     stops, put back to θ(t-1), whose cost was fine."""
-    costs = J.reshape(-1).tolist()
+    costs = J.tolist()  # a float for one model, a list for a stack
+    costs = costs if isinstance(costs, list) else [costs]
     for k, history in enumerate(run.histories):
         if not run.running[k]:
             continue
