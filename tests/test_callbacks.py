@@ -110,6 +110,37 @@ def test_a_stack_stops_on_a_users_callback_too():
     assert {h.stop_reason for h in histories} == {"accuracy reached"}
 
 
+class StopModels(Callback):
+    """Stops the models of ``models`` after epoch ``at``."""
+
+    def __init__(self, at: int, models) -> None:
+        self.at, self.models = at, models
+
+    def on_epoch_end(self, run):
+        if run.epoch == self.at:
+            run.stop("chosen", models=self.models)
+
+
+def test_a_callback_stops_the_models_it_names_and_no_others():
+    X, Y = planar(dtype=torch.float64)
+    histories = fit_many(
+        [seeded(2, k) for k in range(4)], X, Y, TrainConfig(max_epochs=30, tol=0), callbacks=[StopModels(10, [3, 1])]
+    )
+    assert [(h.stop_reason, h.epochs) for h in histories] == [
+        ("max_epochs", 30),
+        ("chosen", 10),
+        ("max_epochs", 30),
+        ("chosen", 10),
+    ]
+
+
+@pytest.mark.parametrize("models", [[4], [-1], [1.0]])
+def test_stopping_a_model_that_is_not_there_is_refused(models):
+    X, Y = planar(dtype=torch.float64)
+    with pytest.raises(IndexError, match=r"models must hold indices of models, 0 to 3, got"):
+        fit_many([seeded(2, k) for k in range(4)], X, Y, TrainConfig(max_epochs=30), callbacks=[StopModels(5, models)])
+
+
 class Interrupter(Callback):
     """Sends the process SIGINT, as Ctrl-C does, after epoch ``at``."""
 
@@ -239,17 +270,23 @@ def test_a_stack_draws_the_dashboards_of_its_best_models_only(tmp_path):
     config = TrainConfig(max_epochs=20, tol=0, log_dir=tmp_path, dashboard_every=10, dashboard_models=2)
     histories = fit_many(nets, X, Y, config, run_names=list("abcd"))
     best = sorted(range(4), key=lambda k: histories[k].final_cost)[:2]
+    drawn = {}
     for k, name in enumerate("abcd"):
-        images = EventAccumulator(str(tmp_path / name)).Reload().Tags()["images"]
-        if k in best:
-            assert images == ["decision_boundary"]
-        else:  # a model may be among the best at an earlier epoch; at the end, only the best are drawn
-            steps = (
-                [e.step for e in EventAccumulator(str(tmp_path / name)).Reload().Images("decision_boundary")]
-                if images
-                else []
-            )
-            assert 20 not in steps
+        events = EventAccumulator(str(tmp_path / name), size_guidance={"images": 0}).Reload()
+        drawn[k] = [e.step for e in events.Images("decision_boundary")] if events.Tags()["images"] else []
+        # none at epoch 0, where untrained models' costs say nothing of which are best; at the end, only the best
+        assert 0 not in drawn[k] and (20 in drawn[k]) == (k in best)
+    assert sum(10 in steps for steps in drawn.values()) == 2
+
+
+def test_a_stack_asked_for_every_dashboard_draws_each_model_from_epoch_0(tmp_path):
+    X, Y = planar(dtype=torch.float64)
+    config = TrainConfig(max_epochs=20, tol=0, log_dir=tmp_path, dashboard_every=10, dashboard_models=None)
+    fit_many([seeded(4, seed) for seed in range(3)], X, Y, config, run_names=list("abc"))
+    for name in "abc":
+        events = EventAccumulator(str(tmp_path / name), size_guidance={"images": 0, "histograms": 0}).Reload()
+        assert [e.step for e in events.Images("decision_boundary")] == [0, 10, 20]
+        assert [e.step for e in events.Histograms("gradients/W1")] == [0, 10, 20]
 
 
 def test_the_progress_bar_follows_the_epochs(capsys):

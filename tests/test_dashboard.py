@@ -2,21 +2,32 @@
 the HParams plugin's view of a log directory holding runs with and without validation data, the graph's Function
 node, and the colour key of the decision-boundary image."""
 
+import errno
+import io
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import scalar
 
-from torch_shallow import ShallowNet, TrainConfig, fit, open_npy, planar
-from torch_shallow.board import DARK, LIGHT, RunWriter, decision_boundary_image, write_graph
+from torch_shallow import ShallowNet, TrainConfig, board, fit, fit_many, open_npy, planar
+from torch_shallow.board import (
+    DARK,
+    LIGHT,
+    RunWriter,
+    SynchronousFileWriter,
+    decision_boundary_image,
+    write_graph,
+)
 
 
 def read(run: Path) -> EventAccumulator:
@@ -178,3 +189,64 @@ def test_a_slow_run_hands_its_scalars_over_within_seconds(tmp_path, monkeypatch)
     writer.file_writer.flush()
     assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1]  # the step before was just handed over
     writer.close()
+
+
+def test_a_stacks_event_file_reaches_the_disk_every_few_seconds(tmp_path):
+    """A stack's writers write in the training thread into the file's buffer; a dashboard watching a slow run still
+    sees its steps, for the buffer goes to disk at the first record ``flush_secs`` after the last flush."""
+    writer = SynchronousFileWriter(str(tmp_path), flush_secs=0.05)
+    writer.add_summary(scalar("a", 0.0), 0)
+    time.sleep(0.1)
+    writer.add_summary(scalar("a", 1.0), 1)  # the first record after flush_secs: both go to disk
+    assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1]
+    writer.add_summary(scalar("a", 2.0), 2)
+    assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1]  # the step before was just flushed
+    writer.close()
+    assert [e.step for e in read(tmp_path).Scalars("a")] == [0, 1, 2]
+
+
+def test_a_stacks_files_are_made_while_it_trains_and_lose_no_step(tmp_path, monkeypatch):
+    """The writers of a stack's models hold their records until an opener thread has made their files; a slow file
+    system delays nothing and loses nothing."""
+    made = board._new_file
+
+    def slow(path):
+        time.sleep(0.02)
+        return made(path)
+
+    monkeypatch.setattr(board, "_new_file", slow)
+    X, Y = planar()
+    nets = [ShallowNet(2, d1) for d1 in (1, 2, 3, 4, 5)]
+    histories = fit_many(nets, X, Y, TrainConfig(max_epochs=30, tol=0, log_dir=tmp_path), run_names=list("abcde"))
+    for name, history in zip("abcde", histories):
+        events = read(tmp_path / name)
+        assert [e.step for e in events.Scalars("cost/train")] == [*range(30), 30]
+        assert [e.value for e in events.Scalars("cost/train")] == pytest.approx([*history.costs, history.final_cost])
+        assert "_hparams_/session_start_info" in events.summary_metadata
+
+
+def test_a_stack_whose_file_cannot_be_made_stops_with_the_error(tmp_path, monkeypatch):
+    made = board._new_file
+
+    def full(path):
+        if "/c/" in path:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return made(path)
+
+    monkeypatch.setattr(board, "_new_file", full)
+    X, Y = planar()
+    config = TrainConfig(max_epochs=30, tol=0, log_dir=tmp_path)
+    with pytest.raises(OSError, match=r"training stopped at epoch \d+: \[Errno 28\] No space left on device: .*/c/"):
+        fit_many([ShallowNet(2, 2) for _ in range(4)], X, Y, config, run_names=list("abcd"))
+
+
+def test_the_logged_decision_boundary_is_the_image_drawn(tmp_path):
+    X, Y = planar()
+    net = ShallowNet(2, 4)
+    fit(net, X, Y, TrainConfig(max_epochs=20, log_dir=tmp_path))
+    (*_, last) = read(tmp_path).Images("decision_boundary")
+    assert last.step == 20
+    logged = torch.from_numpy(np.array(Image.open(io.BytesIO(last.encoded_image_string))))  # (H, W, 3) bytes
+    drawn = decision_boundary_image(net, X, Y)  # (3, H, W) in [0, 1]
+    assert (last.height, last.width) == drawn.shape[1:]
+    assert torch.equal(logged, (drawn.permute(1, 2, 0) * 255).to(torch.uint8))  # as add_image scales it

@@ -231,3 +231,14 @@ def test_cost_and_grad_matches_autograd(dtype):
     assert net.W2.grad is None  # frozen
     for p, want in zip([net.W1, net.b1, net.b2], [expected_grads[0], expected_grads[1], expected_grads[3]]):
         assert_close(p.grad, want)
+
+
+def test_sizes_are_checked_against_the_memory_left_before_any_allocation(monkeypatch):
+    from torch_shallow import validation
+
+    monkeypatch.setattr(validation, "available_memory", lambda: 2**20)  # a machine with 1 MiB free
+    with pytest.raises(ValueError, match=r"ShallowNet\(2, 10000000, 1\) needs 0\.1 GiB, but this machine has 0\.0"):
+        ShallowNet(2, 10_000_000)  # 40 million float32 numbers, 160 MB
+    # below UNCHECKED_BYTES (64 MiB) nothing is read: a stack of hundreds of small models is not slowed down
+    monkeypatch.setattr(validation, "available_memory", lambda: pytest.fail("read for a small model"))
+    assert ShallowNet(2, 1_000_000).hidden_features == 1_000_000  # 16 MB

@@ -115,9 +115,12 @@ class Run:
     def stop(self, reason: str, models: Sequence[int] | None = None) -> None:
         """End training after this epoch, with ``reason`` as the stop reason, for every model still running, or for
         those of ``models`` (indices into ``histories``)."""
-        for k, history in enumerate(self.histories):
-            if self.running[k] and (models is None or k in models):
-                history.stop_reason, self.running[k] = reason, False
+        count = len(self.histories)
+        for k in range(count) if models is None else models:
+            if not (isinstance(k, int) and 0 <= k < count):
+                raise IndexError(f"models must hold indices of models, 0 to {count - 1}, got {k!r}")
+            if self.running[k]:
+                self.histories[k].stop_reason, self.running[k] = reason, False
 
     def interrupt(self, signal_number: int) -> None:
         """End training after this epoch because of a stop signal; the models' stop reasons stay open, so that a

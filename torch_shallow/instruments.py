@@ -38,8 +38,7 @@ class Sharpness(Callback):
         if run.epoch == 0 and run.writers:
             from .board import write_layout
 
-            for writer in run.writers:
-                write_layout(writer, LAYOUT)
+            write_layout(run.writers, LAYOUT)
         self._measure(run)
 
     def on_epoch_end(self, run: Run) -> None:
