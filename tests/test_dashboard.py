@@ -250,3 +250,20 @@ def test_the_logged_decision_boundary_is_the_image_drawn(tmp_path):
     drawn = decision_boundary_image(net, X, Y)  # (3, H, W) in [0, 1]
     assert (last.height, last.width) == drawn.shape[1:]
     assert torch.equal(logged, (drawn.permute(1, 2, 0) * 255).to(torch.uint8))  # as add_image scales it
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_a_run_writer_writes_each_steps_own_values(tmp_path, synchronous):
+    """One model's writer hands its steps to TensorBoard's thread; a stack's refills one event per set of tags."""
+    writer = RunWriter(str(tmp_path), synchronous=synchronous)
+    for step in range(5):
+        writer.add_step_scalars({"a": float(step), "b": -float(step), "c": float(step**2)}, step)
+        if step == 2:
+            writer.add_step_scalars({"c": 0.5, "a": 7.0}, 12)  # other tags, in another order
+            writer.add_step_scalars({"a": 8.0, "c": 0.25}, 13)
+    writer.close()
+    events = read(tmp_path)
+    a, c = [(0, 0), (1, 1), (2, 2), (12, 7), (13, 8), (3, 3), (4, 4)], [(0, 0), (1, 1), (2, 4), (12, 0.5), (13, 0.25)]
+    assert [(e.step, e.value) for e in events.Scalars("a")] == a
+    assert [(e.step, e.value) for e in events.Scalars("b")] == [(s, -s) for s in range(5)]
+    assert [(e.step, e.value) for e in events.Scalars("c")] == [*c, (3, 9), (4, 16)]
