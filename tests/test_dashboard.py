@@ -267,3 +267,16 @@ def test_a_run_writer_writes_each_steps_own_values(tmp_path, synchronous):
     assert [(e.step, e.value) for e in events.Scalars("a")] == a
     assert [(e.step, e.value) for e in events.Scalars("b")] == [(s, -s) for s in range(5)]
     assert [(e.step, e.value) for e in events.Scalars("c")] == [*c, (3, 9), (4, 16)]
+
+
+def test_a_runs_hparams_are_the_sessions_torch_records(tmp_path, monkeypatch):
+    """The session start and end summaries equal those of torch's ``hparams`` (whose experiment is not written)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {"lr": 1.2, "hidden_features": 4, "activation": "tanh", "restore_best": True, "note": None}
+    written = []
+    writer = RunWriter(str(tmp_path))
+    monkeypatch.setattr(writer, "add_summary", lambda summary, step=None: written.append(summary))
+    board.write_hparams(writer, values)
+    assert written == list(hparams({**values, "note": "None"}, {})[1:])
+    writer.close()

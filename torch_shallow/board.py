@@ -28,11 +28,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams.metadata import (
+    PLUGIN_DATA_VERSION,
+    PLUGIN_NAME,
+    SESSION_END_INFO_TAG,
+    SESSION_START_INFO_TAG,
+)
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo, SessionStartInfo
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import custom_scalars
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from .callbacks import Callback, Run
 from .evaluation import labels_per_row
@@ -62,9 +69,29 @@ def write_hparams(writer: RunWriter, hparams: dict[str, object]) -> None:
     # start (each hyperparameter, its values' domain) and every scalar tag of those runs, whatever mix shares the
     # directory. Its table then shows the first five metrics in the order of their tags: accuracy/train,
     # accuracy/val, cost/train, cost/val and grad_norm.
-    _, session_start, session_end = hparams_summary(clean, {})
-    for summary in (session_start, session_end):
-        writer.add_summary(summary)
+    # The two written are what torch's hparams() makes, built here without the experiment, which would cost a
+    # stack of hundreds of models as much again. Booleans are numbers, as torch records them.
+    start = SessionStartInfo()
+    for name, value in clean.items():
+        if isinstance(value, (int, float)):
+            start.hparams[name].number_value = value
+        else:
+            start.hparams[name].string_value = value
+    writer.add_summary(_hparams_summary(SESSION_START_INFO_TAG, HParamsPluginData(session_start_info=start)))
+    writer.add_summary(SESSION_END)
+
+
+def _hparams_summary(tag: str, data: HParamsPluginData) -> Summary:
+    """A summary of the HParams plugin's ``data`` under ``tag``, as TensorBoard's plugin reads it."""
+    data.version = PLUGIN_DATA_VERSION
+    plugin = SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+# The end of a session, the same for every run: it succeeded (a stopped run's summary is not written).
+SESSION_END = _hparams_summary(
+    SESSION_END_INFO_TAG, HParamsPluginData(session_end_info=SessionEndInfo(status=api_pb2.STATUS_SUCCESS))
+)
 
 
 # Colours of the decision-boundary image (RGB in [0, 1]): the probability field fades from the light colour of
