@@ -4,6 +4,7 @@ version of the slides' formulas, scikit-learn's MLPClassifier and the matrix-pro
     python experiments/benchmark.py            # every case (a few minutes on 2 cores)
     python experiments/benchmark.py --quick    # smaller n, for a smoke test
     python experiments/benchmark.py --only planar sweep   # some of the cases
+    python experiments/benchmark.py --only logged-sweep --repeats 9   # what logging a 500-model sweep costs
 
 Times are medians over repeats, measured in one run; ratios are anchor time / our time, so a ratio above 1 means
 this project is faster (the floor column is our time / floor time). In the large cases each method runs in a process
@@ -305,6 +306,54 @@ def sweep_case(epochs: int, repeats: int, single: dict[str, float], logged_epoch
         )
 
 
+LOGGED_SWEEP_MODELS = 500
+
+
+def logged_sweep_case(epochs: list[int], repeats: int) -> None:
+    """500 planar models (hidden sizes 1-5, a seed each) trained at once by fit_many, logged with the defaults (a
+    TensorBoard run per model: scalars at about 1,000 points, the dashboards of the 8 best at the end) beside the
+    same unlogged, for each number of ``epochs``; float32, the runs taking turns.
+
+    The run directories are deleted at the end only: deleting thousands of directories makes the file system's next
+    ones slow for seconds (ext4 with discard), which a real sweep, writing into a directory of its own, never meets.
+    """
+    import shutil
+    import tempfile
+
+    from torch_shallow import fit_many
+
+    X, Y = planar()
+
+    def nets():
+        out = []
+        for seed in range(LOGGED_SWEEP_MODELS):
+            net = ShallowNet(2, 1 + seed % 5)
+            net.reset_parameters(torch.Generator().manual_seed(seed))
+            out.append(net)
+        return out
+
+    print(f"\n### {LOGGED_SWEEP_MODELS} planar models at once (fit_many, hidden sizes 1-5), logged and unlogged\n")
+    print("| epochs | unlogged, s | logged, s | logged / unlogged |")
+    print("|---|---|---|---|")
+    root = tempfile.mkdtemp(prefix="torch_shallow-benchmark-")
+    runs = iter(range(10**6))
+    try:
+        for count in epochs:
+            fresh = iter([nets() for _ in range(2 * (repeats + 1))])  # made before: fit_many's time alone
+
+            def sweep(log_dir=None, count=count, fresh=fresh):
+                config = TrainConfig(max_epochs=count, tol=0, log_dir=log_dir, progress=False, compile=False)
+                fit_many(next(fresh), X, Y, config)
+
+            def logged(sweep=sweep):
+                sweep(Path(root) / str(next(runs)))
+
+            t = median_seconds({"unlogged": sweep, "logged": logged}, repeats)
+            print(f"| {count:,} | {t['unlogged']:.3f} | {t['logged']:.3f} | {t['logged'] / t['unlogged']:.2f} |")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # ---- compiled chunks of epochs, against JAX -----------------------------------------------------------------------
 
 MIXED_SIZES = [h for h in range(1, 9) for _ in range(8)]  # hidden sizes 1-8, 8 seeds each: 64 models
@@ -558,7 +607,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["planar", "sweep", "compiled", "large", "scaling"],
+        choices=["planar", "sweep", "logged-sweep", "compiled", "large", "scaling"],
         help="run these cases only (sweep implies planar, which it is compared with)",
     )
     parser.add_argument("--scaling-worker", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
@@ -574,11 +623,13 @@ def main() -> None:
         f"Machine: {cpu_model()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
     )
-    only = set(args.only or ["planar", "sweep", "compiled", "large", "scaling"])
+    only = set(args.only or ["planar", "sweep", "logged-sweep", "compiled", "large", "scaling"])
     if only & {"planar", "sweep"}:
         single = planar_case(1_000 if args.quick else 10_000, repeats)
     if "sweep" in only:
         sweep_case(300 if args.quick else 3_000, repeats, single, 1_000 if args.quick else TrainConfig().max_epochs)
+    if "logged-sweep" in only:
+        logged_sweep_case([20] if args.quick else [20, 200], repeats)
     if "compiled" in only:
         compiled_case(300 if args.quick else 3_000, repeats)
     if "large" in only:

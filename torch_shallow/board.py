@@ -177,7 +177,10 @@ def _write(
 def _masked_crc(data: bytes) -> bytes:
     """TFRecord's masked CRC-32C of ``data``, as 4 little-endian bytes (tensorflow/core/lib/hash/crc32c.h)."""
     crc = google_crc32c.value(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+    return _UINT32.pack((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+_UINT32, _UINT64 = struct.Struct("<I"), struct.Struct("<Q")  # little-endian, as TFRecord's lengths and checksums
 
 
 class SynchronousFileWriter:
@@ -190,8 +193,8 @@ class SynchronousFileWriter:
 
     With an ``opener``, the directory and the file are made by that executor's thread while the caller goes on
     (training, for a stack of hundreds of models, whose files take longer to make than its first epochs), and the
-    records come after them once the file is open; ``flush`` and ``close`` wait for it, and raise the opener's
-    error, such as a full disk's.
+    records come after them once the file is open; ``flush``, ``close`` and a record ``flush_secs`` after the last
+    flush wait for it, and raise the opener's error, such as a full disk's.
     """
 
     _count = itertools.count()
@@ -202,11 +205,12 @@ class SynchronousFileWriter:
         self._log_dir, self._flush_secs = log_dir, flush_secs
         name = f"events.out.tfevents.{time.time():010.0f}.{socket.gethostname()}.{os.getpid()}.{next(self._count)}"
         path = os.path.join(log_dir, name + filename_suffix)
-        self._file: BinaryIO | None = None
-        self._opening = opener.submit(_new_file, path) if opener is not None else None
+        self._file: BinaryIO | None = None  # once the records held before it was open are written
+        self._ready: BinaryIO | None = None  # set by the opener's thread: one reference, read without a lock
+        self._opening = opener.submit(self._open, path) if opener is not None else None
         if self._opening is None:
             self._file = _new_file(path)
-        self._held: list[bytes] = []  # records written before the file was open
+        self._held: list[bytes] = []
         self._flushed = time.time()
         self.add_event(Event(file_version="brain.Event:2"))
 
@@ -222,17 +226,24 @@ class SynchronousFileWriter:
     def write(self, event: Event) -> None:
         """``event`` as it is, its wall time and step set, as the next record."""
         data = event.SerializeToString()
-        length = struct.pack("<Q", len(data))  # a TFRecord: length, its checksum, the data, its checksum
-        record = length + _masked_crc(length) + data + _masked_crc(data)
-        if self._file is None and not cast("Future[BinaryIO]", self._opening).done():
-            self._held.append(record)
-            return
-        self._opened().write(record)
+        length = _UINT64.pack(len(data))  # a TFRecord: length, its checksum, the data, its checksum
+        record = b"".join((length, _masked_crc(length), data, _masked_crc(data)))
+        file = self._file
+        if file is None:
+            if self._ready is None and event.wall_time - self._flushed < self._flush_secs:
+                self._held.append(record)
+                return
+            file = self._opened()
+        file.write(record)
         if event.wall_time - self._flushed >= self._flush_secs:
             self.flush()
 
     def add_summary(self, summary: Summary, global_step: int | None = None, walltime: float | None = None) -> None:
         self.add_event(Event(summary=summary), global_step, walltime)
+
+    def _open(self, path: str) -> BinaryIO:
+        self._ready = _new_file(path)
+        return self._ready
 
     def _opened(self) -> BinaryIO:
         """The file, once open, with the records held until then written first."""
