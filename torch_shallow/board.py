@@ -191,25 +191,23 @@ class SynchronousFileWriter:
     when it fills, at ``flush``, and at the first record ``flush_secs`` seconds after the last flush, so that a
     dashboard watching a slow run sees its steps.
 
-    With an ``opener``, the directory and the file are made by that executor's thread while the caller goes on
-    (training, for a stack of hundreds of models, whose files take longer to make than its first epochs), and the
-    records come after them once the file is open; ``flush``, ``close`` and a record ``flush_secs`` after the last
-    flush wait for it, and raise the opener's error, such as a full disk's.
+    A ``deferred`` writer's directory and file are made later, by :func:`make_files` in a thread of its own, while
+    the caller goes on (training, for a stack of hundreds of models, whose files take longer to make than its first
+    epochs); the records come after them once the file is open. ``flush``, ``close`` and a record ``flush_secs``
+    after the last flush wait for the file, and raise the error that kept it from being made, such as a full disk's.
     """
 
     _count = itertools.count()
 
     def __init__(
-        self, log_dir: str, filename_suffix: str = "", flush_secs: float = 10.0, opener: Executor | None = None
+        self, log_dir: str, filename_suffix: str = "", flush_secs: float = 10.0, deferred: bool = False
     ) -> None:
         self._log_dir, self._flush_secs = log_dir, flush_secs
         name = f"events.out.tfevents.{time.time():010.0f}.{socket.gethostname()}.{os.getpid()}.{next(self._count)}"
-        path = os.path.join(log_dir, name + filename_suffix)
-        self._file: BinaryIO | None = None  # once the records held before it was open are written
-        self._ready: BinaryIO | None = None  # set by the opener's thread: one reference, read without a lock
-        self._opening = opener.submit(self._open, path) if opener is not None else None
-        if self._opening is None:
-            self._file = _new_file(path)
+        self.path = os.path.join(log_dir, name + filename_suffix)
+        self._file = None if deferred else _new_file(self.path)  # set once the records held until then are written
+        self._ready: BinaryIO | None = None  # a deferred file, set by the thread that made it: read without a lock
+        self._making: Future[None] | None = None  # that thread's work, for its error
         self._held: list[bytes] = []
         self._flushed = time.time()
         self.add_event(Event(file_version="brain.Event:2"))
@@ -241,14 +239,16 @@ class SynchronousFileWriter:
     def add_summary(self, summary: Summary, global_step: int | None = None, walltime: float | None = None) -> None:
         self.add_event(Event(summary=summary), global_step, walltime)
 
-    def _open(self, path: str) -> BinaryIO:
-        self._ready = _new_file(path)
-        return self._ready
+    def make(self) -> None:
+        """Make a deferred writer's directory and file."""
+        self._ready = _new_file(self.path)
 
     def _opened(self) -> BinaryIO:
         """The file, once open, with the records held until then written first."""
         if self._file is None:
-            self._file = cast("Future[BinaryIO]", self._opening).result()  # the opener's OSError, if any
+            if self._ready is None:
+                cast("Future[None]", self._making).result()  # waits; raises the error that kept it from being made
+            self._file = cast(BinaryIO, self._ready)
             self._file.write(b"".join(self._held))
             self._held = []
         return self._file
@@ -267,6 +267,19 @@ def _new_file(path: str) -> BinaryIO:
     return open(path, "wb")
 
 
+def make_files(writers: list[SynchronousFileWriter], executor: Executor) -> None:
+    """Make the files of deferred ``writers``, in order, as one task of ``executor``: one task, not one per file,
+    for each hand-over between threads costs the caller the GIL."""
+
+    def make() -> None:
+        for writer in writers:
+            writer.make()
+
+    making = executor.submit(make)
+    for writer in writers:
+        writer._making = making
+
+
 def scalars_event(scalars: dict[str, float], step: int) -> Event:
     """An event of several scalars of one step, as ``add_scalar`` writes each (``simple_value``), at this time."""
     event = Event(wall_time=time.time(), step=step)
@@ -283,7 +296,7 @@ class RunWriter(SummaryWriter):
     small machine the switch between threads costs more than the scalars themselves (the guide's speed page gives the
     figures). The writers of a stack's models, ``synchronous``, write in the calling thread instead
     (:class:`SynchronousFileWriter`), into the file's buffer, which goes to disk every ``PENDING_SECONDS``; their
-    files are made by ``opener``'s thread, if given.
+    files may be ``deferred``, made by :func:`make_files`.
 
     Each step keeps the wall time at which it was logged. ``flush`` and ``close`` hand over what is pending first, so
     checkpoints, the end of a run and a stopped run write everything; a process killed outright loses at most the
@@ -297,18 +310,19 @@ class RunWriter(SummaryWriter):
         file_writer: Any
         all_writers: Any
 
-    def __init__(self, *args: Any, synchronous: bool = False, opener: Executor | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, synchronous: bool = False, deferred: bool = False, **kwargs: Any) -> None:
         self._pending: list[Event] = []
         self._events: dict[tuple[str, ...], tuple[Event, list[Any]]] = {}
-        self._synchronous, self._opener = synchronous, opener
+        self._synchronous, self._deferred = synchronous, deferred
         super().__init__(*args, **kwargs)
 
     def sibling(self, log_dir: str, purge_step: int | None) -> RunWriter:
         """A writer like this one for another run directory, made as a copy: ``SummaryWriter``'s constructor
         computes a table of histogram buckets (about 0.2 ms) for each writer, which a stack of hundreds of models
-        would pay once per model; the copies share it, as they share every setting but the directory."""
+        would pay once per model; the copies share it, as they share every setting but the directory, and the
+        events they refill with scalars (each is written as soon as it is filled)."""
         writer = copy.copy(self)
-        writer.log_dir, writer.purge_step, writer._pending, writer._events = log_dir, purge_step, [], {}
+        writer.log_dir, writer.purge_step, writer._pending = log_dir, purge_step, []
         writer.file_writer = writer.all_writers = None
         writer._get_file_writer()
         return writer
@@ -320,7 +334,9 @@ class RunWriter(SummaryWriter):
         if not self._synchronous or (self.all_writers is not None and self.file_writer is not None):
             # SummaryWriter's own, named so that mypy's untyped_calls_exclude (torch) covers it, as super()'s is not
             return SummaryWriter._get_file_writer(self)
-        self.file_writer = SynchronousFileWriter(self.log_dir, self.filename_suffix, self.PENDING_SECONDS, self._opener)
+        self.file_writer = SynchronousFileWriter(
+            self.log_dir, self.filename_suffix, self.PENDING_SECONDS, self._deferred
+        )
         self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
         if self.purge_step is not None:  # as SummaryWriter does: TensorBoard drops the events from this step on
             self.file_writer.add_event(Event(step=self.purge_step, file_version="brain.Event:2"))
@@ -373,6 +389,7 @@ class RunWriter(SummaryWriter):
         if self.all_writers is not None:  # not closed yet
             self._hand_over()
         super().close()
+        self._deferred = False  # a file after this one is made at once: make_files makes a stack's first ones
 
 
 # Buckets of a histogram: TensorFlow 2's default (tf.summary.histogram). The default of add_histogram, bins=
@@ -469,17 +486,19 @@ def open_writers(runs: list[Path], purge_step: int | None) -> Iterator[list[RunW
     """A :class:`RunWriter` for each run directory, closed at the end of the block. ``purge_step``: a resumed run's
     first epoch, from which TensorBoard drops what the interrupted run had logged."""
     with contextlib.ExitStack() as stack:
-        opener = None
-        if len(runs) > 1:  # a stack's: files made while it trains, by one thread (they share a parent directory)
-            opener = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="torch_shallow-event-files"))
+        stacked = len(runs) > 1  # a stack's: files written in the training thread, made while it trains
         writers: list[RunWriter] = []
         for run in runs:
             if writers:
                 writer = writers[0].sibling(str(run), purge_step)
             else:
-                writer = RunWriter(str(run), purge_step=purge_step, synchronous=len(runs) > 1, opener=opener)
+                writer = RunWriter(str(run), purge_step=purge_step, synchronous=stacked, deferred=stacked)
             stack.callback(_close, writer)
             writers.append(writer)
+        if stacked:
+            maker = ThreadPoolExecutor(1, thread_name_prefix="torch_shallow-event-files")
+            stack.callback(maker.shutdown)  # after the writers are closed: they wait for their files
+            make_files([writer.file_writer for writer in writers], maker)
         with _quiet_writer_thread():
             yield writers
 
