@@ -72,7 +72,8 @@ class TrainConfig:
     dashboard_every: int = 1000
     """Histograms of θ and ∇J, and the decision boundary of 2-D data, every k epochs."""
     dashboard_models: int | None = 8
-    """Of a stack, the dashboards of at most this many models, those of the lowest cost at each epoch; None: all."""
+    """Of a stack, the dashboards of at most this many models, those of the lowest cost at each dashboard epoch after
+    0 and at the end; None: all, from epoch 0."""
     checkpoint: str | Path | None = None
     """Checkpoint file, rewritten every ``checkpoint_every`` epochs and at the end."""
     checkpoint_every: int = 1000

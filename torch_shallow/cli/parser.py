@@ -223,7 +223,8 @@ def _run_options(parser: argparse.ArgumentParser, what: str) -> argparse._Argume
             "--dashboard-models",
             type=POSITIVE_INT.parse,
             default=TrainConfig.dashboard_models,
-            help="draw the histograms and decision boundary of this many models, those of the lowest cost" + DEFAULT,
+            help="draw the histograms and decision boundary of this many models, of the lowest cost, after epoch 0"
+            + DEFAULT,
         )
     faults = parser.add_argument_group("checkpoints")
     faults.add_argument(
