@@ -301,3 +301,33 @@ def test_a_callback_before_the_one_that_stops_is_still_called_once_after_the_las
     recorder = Recorder(every=None)
     history = fit(seeded(), X, Y, TrainConfig(max_epochs=5000, tol=0), callbacks=[recorder, StopAtAccuracy(0.85)])
     assert [epoch for hook, epoch, _, _ in recorder.calls if hook == "epoch"] == [history.epochs]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_model_stopped_by_a_callback_ends_its_curve_with_one_point(tmp_path, many):
+    """TensorBoard logs the epoch before the user's callback stops training there: the final values, at the same
+    step, are not logged a second time."""
+    X, Y = planar(dtype=torch.float64)
+    config = TrainConfig(max_epochs=50, tol=0, log_dir=tmp_path, log_every=1)
+    if many:
+        fit_many([seeded(2), seeded(3)], X, Y, config, run_names=["a", "b"], callbacks=[StopModels(3, None)])
+    else:
+        fit(seeded(), X, Y, dataclasses.replace(config, log_dir=tmp_path / "a"), callbacks=[StopModels(3, None)])
+    events = EventAccumulator(str(tmp_path / "a"), size_guidance={"scalars": 0}).Reload()
+    assert [e.step for e in events.Scalars("cost/train")] == [0, 1, 2, 3]
+
+
+def test_a_stacks_stopped_models_are_not_drawn_again(tmp_path):
+    """Each model's dashboards while it trains, then one at the end with its final θ: a model that converged early
+    is not drawn again at each later dashboard step."""
+    X, Y = planar(dtype=torch.float64)
+    nets = [seeded(d1, seed) for d1, seed in ((1, 0), (2, 1), (4, 2))]
+    config = TrainConfig(max_epochs=1000, tol=1e-4, log_dir=tmp_path, dashboard_every=50, dashboard_models=None)
+    histories = fit_many(nets, X, Y, config, run_names=list("abc"))
+    assert [h.epochs for h in histories] == [111, 298, 580]  # converged apart, none at a dashboard step
+    for name, history in zip("abc", histories):
+        events = EventAccumulator(str(tmp_path / name), size_guidance={"images": 0, "histograms": 0}).Reload()
+        steps = [e.step for e in events.Images("decision_boundary")]
+        expected = [*range(0, history.epochs, 50), history.epochs]
+        assert steps == expected, name
+        assert [e.step for e in events.Histograms("parameters/W1")] == expected

@@ -235,9 +235,13 @@ def test_a_stack_whose_file_cannot_be_made_stops_with_the_error(tmp_path, monkey
 
     monkeypatch.setattr(board, "_new_file", full)
     X, Y = planar()
-    config = TrainConfig(max_epochs=30, tol=0, log_dir=tmp_path)
-    with pytest.raises(OSError, match=r"training stopped at epoch \d+: \[Errno 28\] No space left on device: .*/c/"):
+    config = TrainConfig(max_epochs=100_000, tol=0, log_dir=tmp_path, log_every=10)
+    with pytest.raises(
+        OSError, match=r"training stopped at epoch \d+: \[Errno 28\] No space left on device: .*/c/"
+    ) as e:
         fit_many([ShallowNet(2, 2) for _ in range(4)], X, Y, config, run_names=list("abcd"))
+    # at the first record after the failure, not at the next flush (10 s) or checkpoint
+    assert int(str(e.value).split()[4].rstrip(":")) < 1000
 
 
 def test_the_logged_decision_boundary_is_the_image_drawn(tmp_path):

@@ -294,3 +294,44 @@ def test_default_logging_keeps_about_a_thousand_points_and_the_last(tmp_path):
     assert accuracy[-1].value == pytest.approx(history.train_accuracy)
     start = make(0, 4, "sigmoid", torch.float32)  # the accuracy counted in the sweep, against θ(0)'s predictions
     assert accuracy[0].value == pytest.approx(((start(X) > 0).float() == Y).float().mean().item())
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["a", "a"], r"run_names must be distinct; 'a' appear"),
+        (["", "b"], r"run_names\[0\] must be a plain directory name, got ''"),
+        (["a", ".."], r"run_names\[1\] must be a plain directory name, got '\.\.'"),
+        (["a/b", "c"], r"run_names\[0\] must be a plain directory name"),
+        (["a", ".lock"], r"run_names\[1\] must be a plain directory name"),  # the run directory's lock file
+    ],
+)
+def test_run_names_are_distinct_plain_directory_names(tmp_path, names, message):
+    X, Y = planar()
+    with pytest.raises(ValueError, match=message):
+        fit_many(
+            [ShallowNet(2, 2), ShallowNet(2, 3)], X, Y, TrainConfig(max_epochs=5, log_dir=tmp_path), run_names=names
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def test_default_run_names_tell_every_model_apart():
+    from torch_shallow.run import model_run_names
+
+    names = model_run_names([4, 4, 4, 4], ["tanh"] * 4, [1.0000001, 1.00000011, 1.2, 1.2], [None, None, 0, 0])
+    assert names == ["h4-tanh-lr1.0000001", "h4-tanh-lr1.00000011", "h4-tanh-lr1.2-s0-2", "h4-tanh-lr1.2-s0-3"]
+
+
+@pytest.mark.parametrize("taken", ["file", "checkpoint"])
+def test_a_run_directory_taken_by_a_file_is_refused_before_the_first_epoch(tmp_path, taken):
+    """A stack's run directories are made while it trains; what would keep one from being made is refused first."""
+    X, Y = planar()
+    config = TrainConfig(max_epochs=5, log_dir=tmp_path / "sweep", checkpoint=tmp_path / "sweep" / "c.pt")
+    names = ["a", "b"] if taken == "file" else ["a", "c.pt"]
+    if taken == "file":
+        (tmp_path / "sweep").mkdir()
+        (tmp_path / "sweep" / "b").write_text("not a run")
+    what = "a file" if taken == "file" else "the checkpoint's path"
+    with pytest.raises(ValueError, match=rf"run directory .*sweep/{names[1]} is {what}; expected a directory"):
+        fit_many([ShallowNet(2, 2), ShallowNet(2, 3)], X, Y, config, run_names=names)
+    assert not (tmp_path / "sweep" / "a").exists()

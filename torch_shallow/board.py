@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -208,6 +208,7 @@ class SynchronousFileWriter:
         self._file = None if deferred else _new_file(self.path)  # set once the records held until then are written
         self._ready: BinaryIO | None = None  # a deferred file, set by the thread that made it: read without a lock
         self._making: Future[None] | None = None  # that thread's work, for its error
+        self._failure: OSError | None = None  # its error, set by that thread
         self._held: list[bytes] = []
         self._flushed = time.time()
         self.add_event(Event(file_version="brain.Event:2"))
@@ -228,7 +229,7 @@ class SynchronousFileWriter:
         record = b"".join((length, _masked_crc(length), data, _masked_crc(data)))
         file = self._file
         if file is None:
-            if self._ready is None and event.wall_time - self._flushed < self._flush_secs:
+            if self._ready is None and self._failure is None and event.wall_time - self._flushed < self._flush_secs:
                 self._held.append(record)
                 return
             file = self._opened()
@@ -272,8 +273,13 @@ def make_files(writers: list[SynchronousFileWriter], executor: Executor) -> None
     for each hand-over between threads costs the caller the GIL."""
 
     def make() -> None:
-        for writer in writers:
-            writer.make()
+        for k, writer in enumerate(writers):
+            try:
+                writer.make()
+            except OSError as error:  # the writers still waiting see it at their next record, not their next flush
+                for waiting in writers[k:]:
+                    waiting._failure = error
+                raise
 
     making = executor.submit(make)
     for writer in writers:
@@ -531,12 +537,14 @@ class TensorBoard(Callback):
     ``grad_norm``, the ``lr`` about to be used, and with validation data ``cost/val`` and ``accuracy/val``. At the
     start of a new run, the layout and the model's graph (one model only: a stack's models share one architecture,
     and tracing each would cost seconds). At the end, the trained models' values at step ``epochs``, so that each
-    curve ends at the final cost, and each run's hyperparameters for the HParams dashboard."""
+    curve ends at the final cost (where that step was not logged already), and each run's hyperparameters for the
+    HParams dashboard."""
 
     every: int  # never None here
 
     def __init__(self, every: int, hparams: list[dict[str, object]], summary: dict[str, object]) -> None:
         self.every, self.hparams, self.summary = every, hparams, summary
+        self._logged: dict[int, int] = {}  # the step each model's scalars were last logged at
 
     def on_fit_start(self, run: Run) -> None:
         if run.epoch == 0:
@@ -562,6 +570,7 @@ class TensorBoard(Callback):
         for k, (history, writer) in enumerate(zip(run.histories, run.writers)):
             if run.running[k] and not diverging(history, costs[k]):  # at its own epoch: a resumed stack's may differ
                 writer.add_step_values(tags, [column[k] for column in logged], history.epochs)
+                self._logged[k] = history.epochs
 
     def on_fit_end(self, run: Run) -> None:
         if run.interrupted:
@@ -577,7 +586,8 @@ class TensorBoard(Callback):
         architecture = run.trainee.architecture()
         architectures = architecture if isinstance(architecture, list) else [architecture]
         for k, (history, writer) in enumerate(zip(run.histories, run.writers)):
-            writer.add_step_scalars({tag: columns[tag][k] for tag in tags}, history.epochs)
+            if self._logged.get(k) != history.epochs:  # a callback after this one may stop a model it just logged
+                writer.add_step_scalars({tag: columns[tag][k] for tag in tags}, history.epochs)
             training = {"lr": run.learning_rates[k], **self.summary}
             write_summary(writer, architectures[k], training, self.hparams[k])
 
@@ -593,12 +603,14 @@ class Dashboard(Callback):
     (:func:`write_dashboard`), of at most ``models`` models: those of the lowest cost at that epoch (None: all).
     A stack of hundreds of models would otherwise spend most of its time drawing. Where models are chosen, none is
     drawn at epoch 0: the costs of untrained models do not tell which will be the best, and the draws would cost a
-    short sweep as much as its training."""
+    short sweep as much as its training. A model that has stopped is drawn once more, at the end, with its final θ
+    (unless it was drawn at its last epoch already)."""
 
     every: int  # never None here
 
     def __init__(self, every: int, models: int | None) -> None:
         self.every, self.models = every, models
+        self._drawn: dict[int, int] = {}  # the step each model was last drawn at
 
     def on_fit_start(self, run: Run) -> None:
         self.on_epoch_end(run)
@@ -610,21 +622,25 @@ class Dashboard(Callback):
         # ranks), which the next epoch takes over
         costs = run.cost_and_grad().J.reshape(-1).tolist()
         if run.writers:
-            self._write(run, costs, [h.epochs for h in run.histories])
+            running = [k for k, on in enumerate(run.running) if on]
+            self._write(run, running, costs, [h.epochs for h in run.histories])
 
     def on_fit_end(self, run: Run) -> None:
         if run.interrupted or not run.writers:
             return
-        self._write(run, [h.final_cost for h in run.histories], [h.epochs for h in run.histories])
+        everyone = range(len(run.histories))
+        self._write(run, everyone, [h.final_cost for h in run.histories], [h.epochs for h in run.histories])
 
     def _choosing(self, run: Run) -> bool:
         return self.models is not None and self.models < len(run.histories)
 
-    def _write(self, run: Run, costs: list[float], steps: list[int]) -> None:
-        chosen = sorted(range(len(costs)), key=lambda k: (math.isnan(costs[k]), costs[k]))[: self.models]
-        models = run.trainee.models(chosen)
-        for k, model in zip(chosen, models):
+    def _write(self, run: Run, candidates: Sequence[int], costs: list[float], steps: list[int]) -> None:
+        """The dashboards of the ``models`` candidates of lowest cost, each at its own step."""
+        chosen = sorted(candidates, key=lambda k: (math.isnan(costs[k]), costs[k]))[: self.models]
+        chosen = [k for k in chosen if self._drawn.get(k) != steps[k]]
+        for k, model in zip(chosen, run.trainee.models(chosen)):
             write_dashboard(run.writers[k], model, run.X, run.Y, steps[k])
+            self._drawn[k] = steps[k]
 
 
 # Recorded by the command line with a run's hyperparameters, for resuming; not hyperparameters themselves.

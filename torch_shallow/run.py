@@ -10,6 +10,7 @@ killed by SIGKILL can be resumed at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
@@ -47,22 +48,24 @@ def model_run_names(hidden: list[int], activations: list[str], lrs: list[float],
         f"h{h}-{a}-lr{lr}" + (f"-s{seed}" if seed is not None else "")
         for h, a, lr, seed in zip(hidden, activations, shown, seeds)
     ]
-    return [f"{name}-{k}" if names.count(name) > 1 else name for k, name in enumerate(names)]
+    counts = collections.Counter(names)
+    return [f"{name}-{k}" if counts[name] > 1 else name for k, name in enumerate(names)]
 
 
 def check_run_names(names: list[str]) -> None:
-    """A stack's run names: one per model, distinct, each a plain directory name."""
+    """A stack's run names: one per model, distinct, each a plain directory name, not hidden (``.lock`` is the
+    run directory's lock)."""
     for k, name in enumerate(names):
         if (
             not isinstance(name, str)
             or not name
-            or name in (".", "..")
+            or name.startswith(".")
             or "/" in name
             or os.sep in name
             or "\0" in name
         ):
             raise ValueError(f"run_names[{k}] must be a plain directory name, got {name!r}")
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if twice:
         raise ValueError(f"run_names must be distinct; {', '.join(map(repr, twice))} appear more than once")
 
@@ -107,7 +110,11 @@ def run_outputs(
             raise ValueError(f"log_dir {log_dir} is a file; expected a directory")
         log_dir.mkdir(parents=True, exist_ok=True)
         check_writable_dir(log_dir, "log_dir")
-        if resume_from is None and any(holds_run(run) for run in cast("list[Path]", runs)):  # given with log_dir
+        for run in cast("list[Path]", runs):  # given with log_dir; a stack's are made as it trains
+            if run == checkpoint or (run.exists() and not run.is_dir()):
+                what = "the checkpoint's path" if run == checkpoint else "a file"
+                raise ValueError(f"run directory {run} is {what}; expected a directory of its own")
+        if resume_from is None and any(holds_run(run) for run in cast("list[Path]", runs)):
             raise ValueError(
                 f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
                 "with its own; choose a new directory, or resume that run"
