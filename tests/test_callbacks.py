@@ -7,6 +7,7 @@ import dataclasses
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -134,11 +135,73 @@ def test_a_callback_stops_the_models_it_names_and_no_others():
     ]
 
 
-@pytest.mark.parametrize("models", [[4], [-1], [1.0]])
-def test_stopping_a_model_that_is_not_there_is_refused(models):
+@pytest.mark.parametrize("models", [[np.int64(3), 1], (torch.tensor(3), torch.tensor([1])), range(1, 4, 2)])
+def test_a_callback_names_the_models_to_stop_as_it_holds_them(models):
     X, Y = planar(dtype=torch.float64)
-    with pytest.raises(IndexError, match=r"models must hold indices of models, 0 to 3, got"):
+    callbacks = [StopModels(10, models)]
+    histories = fit_many([seeded(2, k) for k in range(4)], X, Y, TrainConfig(max_epochs=30, tol=0), callbacks=callbacks)
+    assert [h.epochs for h in histories] == [30, 10, 30, 10]
+
+
+@pytest.mark.parametrize(
+    ("models", "error"),
+    [([4], IndexError), ([-1], IndexError), ([1.0], IndexError), ([True], IndexError), (2, TypeError)],
+)
+def test_stopping_a_model_that_is_not_there_is_refused(models, error):
+    X, Y = planar(dtype=torch.float64)
+    message = (
+        r"models must hold indices of models, 0 to 3, got" if error is IndexError else r"models must be a sequence"
+    )
+    with pytest.raises(error, match=message):
         fit_many([seeded(2, k) for k in range(4)], X, Y, TrainConfig(max_epochs=30), callbacks=[StopModels(5, models)])
+
+
+class Logs(Callback):
+    """Logs ``scalars`` at every epoch."""
+
+    def __init__(self, scalars) -> None:
+        self.scalars = scalars
+
+    def on_epoch_end(self, run):
+        run.log(self.scalars)
+
+
+def test_a_callback_logs_numbers_of_any_kind_into_the_histories_and_tensorboard(tmp_path):
+    X, Y = planar(dtype=torch.float64)
+    scalars = [{"a": 1, "b": np.float32(0.5)}, None, {"a": torch.tensor(2.5), "c": True}]
+    config = TrainConfig(max_epochs=3, tol=0, log_dir=tmp_path)
+    histories = fit_many(
+        [seeded(2, k) for k in range(3)], X, Y, config, run_names=list("xyz"), callbacks=[Logs(scalars)]
+    )
+    assert histories[0].metrics == {"a": [(e, 1.0) for e in (1, 2, 3)], "b": [(e, 0.5) for e in (1, 2, 3)]}
+    assert histories[1].metrics == {} and histories[2].metrics["c"] == [(e, 1.0) for e in (1, 2, 3)]
+    events = EventAccumulator(str(tmp_path / "z"), size_guidance={"scalars": 0}).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("a")] == [(e, 2.5) for e in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("scalars", "error", "message"),
+    [
+        ({"a": 1.0}, TypeError, r"scalars must be a list of one dict \(or None\) per model, got dict"),
+        ([{"a": 1.0}] * 3, ValueError, r"scalars must hold one dict \(or None\) per model, 2, got 3"),
+        ([{"a": 1.0}, {"a": "3.0"}], TypeError, r"scalars\[1\]\['a'\] must be a number, got '3.0'"),
+        ([{"a": torch.ones(2)}, None], TypeError, r"scalars\[0\]\['a'\] must be a number"),
+        ([{1: 1.0}, None], TypeError, r"scalars\[0\] has the tag 1"),
+        ([[1.0], None], TypeError, r"scalars\[0\] must be a dict"),
+    ],
+)
+def test_what_a_callback_logs_is_checked_before_anything_is_recorded(scalars, error, message):
+    X, Y = planar(dtype=torch.float64)
+    nets = [seeded(2, k) for k in range(2)]
+    histories = []
+
+    class Keep(Callback):
+        def on_fit_start(self, run):
+            histories.extend(run.histories)
+
+    with pytest.raises(error, match=message):
+        fit_many(nets, X, Y, TrainConfig(max_epochs=3, tol=0), callbacks=[Keep(), Logs(scalars)])
+    assert all(h.metrics == {} for h in histories)
 
 
 class Interrupter(Callback):

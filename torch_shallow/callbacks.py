@@ -12,7 +12,8 @@ progress bar (:mod:`~torch_shallow.progress`) and stop signals (:class:`~torch_s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .distributed import all_reduce_sum_, world
@@ -112,13 +113,19 @@ class Run:
         """Whether training ends after this epoch: every model has stopped, or a stop was asked for."""
         return not any(self.running) or self.interrupted != 0
 
-    def stop(self, reason: str, models: Sequence[int] | None = None) -> None:
+    def stop(self, reason: str, models: Iterable[int] | None = None) -> None:
         """End training after this epoch, with ``reason`` as the stop reason, for every model still running, or for
-        those of ``models`` (indices into ``histories``)."""
+        those of ``models`` (indices into ``histories``: ints, NumPy's or one-element tensors')."""
+        if not isinstance(reason, str) or not reason:
+            raise TypeError(f"reason must be a non-empty string, got {reason!r}")
         count = len(self.histories)
-        for k in range(count) if models is None else models:
-            if not (isinstance(k, int) and 0 <= k < count):
-                raise IndexError(f"models must hold indices of models, 0 to {count - 1}, got {k!r}")
+        if models is None:
+            chosen: Iterable[int] = range(count)
+        elif isinstance(models, Iterable) and not isinstance(models, (str, bytes)):
+            chosen = [_model_index(k, count) for k in models]
+        else:
+            raise TypeError(f"models must be a sequence of model indices, got {type(models).__name__}")
+        for k in chosen:
             if self.running[k]:
                 self.histories[k].stop_reason, self.running[k] = reason, False
 
@@ -129,12 +136,20 @@ class Run:
 
     def log(self, scalars: Sequence[dict[str, float] | None]) -> None:
         """One dict of scalars per model (None: nothing for that model), at step ``epoch``: into each history's
-        ``metrics`` as (epoch, value), and to each model's TensorBoard run."""
-        for k, values in enumerate(scalars):
+        ``metrics`` as (epoch, value), and to each model's TensorBoard run. Checked whole before anything is
+        recorded."""
+        if isinstance(scalars, (dict, str, bytes)) or not isinstance(scalars, Sequence):
+            raise TypeError(f"scalars must be a list of one dict (or None) per model, got {type(scalars).__name__}")
+        if len(scalars) != len(self.histories):
+            raise ValueError(
+                f"scalars must hold one dict (or None) per model, {len(self.histories)}, got {len(scalars)}"
+            )
+        numbers = [None if values is None else _scalars(values, f"scalars[{k}]") for k, values in enumerate(scalars)]
+        for k, values in enumerate(numbers):
             if not values:
                 continue
             for tag, value in values.items():
-                self.histories[k].metrics.setdefault(tag, []).append((self.epoch, float(value)))
+                self.histories[k].metrics.setdefault(tag, []).append((self.epoch, value))
             if self.writers:
                 self.writers[k].add_step_scalars(values, self.epoch)
 
@@ -173,6 +188,36 @@ class Run:
     def _version(self) -> tuple[int, ...]:
         """Changes whenever θ is changed in place, by a step, a resume or a callback."""
         return (self.epoch, *[p._version for p in self.trainee.parameters()])
+
+
+def _model_index(k: object, count: int) -> int:
+    """``k`` as the index of one of ``count`` models; bools are refused, not taken as 0 and 1."""
+    try:
+        index = operator.index(cast(Any, k)) if not isinstance(k, bool) else None
+    except TypeError:
+        index = None
+    if index is None or not 0 <= index < count:
+        raise IndexError(f"models must hold indices of models, 0 to {count - 1}, got {k!r}")
+    return index
+
+
+def _scalars(values: object, name: str) -> dict[str, float]:
+    """``values`` as a dict of tags and floats: numbers, NumPy's or one-element tensors, not strings."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{name} must be a dict of tags and numbers, or None, got {type(values).__name__}")
+    for tag in values:
+        if not isinstance(tag, str) or not tag:
+            raise TypeError(f"{name} has the tag {tag!r}; tags are non-empty strings")
+    return {tag: _number(value, f"{name}[{tag!r}]") for tag, value in values.items()}
+
+
+def _number(value: object, name: str) -> float:
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(cast(Any, value))
+        except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several elements
+            pass
+    raise TypeError(f"{name} must be a number, got {value!r}")
 
 
 class Events:
