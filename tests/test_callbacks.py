@@ -394,3 +394,24 @@ def test_a_stacks_stopped_models_are_not_drawn_again(tmp_path):
         expected = [*range(0, history.epochs, 50), history.epochs]
         assert steps == expected, name
         assert [e.step for e in events.Histograms("parameters/W1")] == expected
+
+
+def test_a_resumed_stack_logs_each_step_of_each_model_once(tmp_path):
+    """Models that had stopped log their final values and dashboards again from their own epoch, which the resumed
+    run's event files purge from; one that reached max_epochs goes on. No step of any curve or image is repeated."""
+    X, Y = planar(dtype=torch.float64)
+
+    def stack():
+        return [seeded(d1, seed) for d1, seed in ((1, 0), (2, 1), (4, 2))]  # converge at 111, 298 and 580
+
+    config = TrainConfig(
+        max_epochs=400, tol=1e-4, log_dir=tmp_path, checkpoint=tmp_path / "c.pt", dashboard_every=50, dashboard_models=None
+    )
+    fit_many(stack(), X, Y, config, run_names=list("abc"))
+    config = dataclasses.replace(config, max_epochs=1000)
+    histories = fit_many(stack(), X, Y, config, run_names=list("abc"), resume_from=tmp_path / "c.pt")
+    assert [h.epochs for h in histories] == [111, 298, 580]
+    for name, history in zip("abc", histories):
+        events = EventAccumulator(str(tmp_path / name), size_guidance={"scalars": 0, "images": 0}).Reload()
+        assert [e.step for e in events.Scalars("cost/train")] == [*range(history.epochs), history.epochs], name
+        assert [e.step for e in events.Images("decision_boundary")] == [*range(0, history.epochs, 50), history.epochs]

@@ -488,13 +488,16 @@ def _name_values(graph: torch.Graph) -> None:
 
 
 @contextlib.contextmanager
-def open_writers(runs: list[Path], purge_step: int | None) -> Iterator[list[RunWriter]]:
-    """A :class:`RunWriter` for each run directory, closed at the end of the block. ``purge_step``: a resumed run's
-    first epoch, from which TensorBoard drops what the interrupted run had logged."""
+def open_writers(runs: list[Path], purge_steps: list[int] | None) -> Iterator[list[RunWriter]]:
+    """A :class:`RunWriter` for each run directory, closed at the end of the block. ``purge_steps``: a resumed run's
+    first epoch for each run, from which TensorBoard drops what the interrupted run had logged. A stack's models
+    resume at their own epochs: one that had stopped logs its final values again, and one reopened by a smaller
+    ``tol`` logs from where it stopped."""
     with contextlib.ExitStack() as stack:
         stacked = len(runs) > 1  # a stack's: files written in the training thread, made while it trains
         writers: list[RunWriter] = []
-        for run in runs:
+        for k, run in enumerate(runs):
+            purge_step = None if purge_steps is None else purge_steps[k]
             if writers:
                 writer = writers[0].sibling(str(run), purge_step)
             else:

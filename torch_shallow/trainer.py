@@ -485,7 +485,8 @@ def run_training(
         if runs is not None and rank == 0:
             from .board import open_writers
 
-            run.writers = stack.enter_context(open_writers(runs, run.epoch if resume_from is not None else None))
+            purge_steps = None if resume_from is None else [h.epochs for h in histories]
+            run.writers = stack.enter_context(open_writers(runs, purge_steps))
         stack.enter_context(threads_for_training(X, reference.hidden_features))
         stack.enter_context(signals)
         try:
