@@ -145,7 +145,16 @@ def test_a_callback_names_the_models_to_stop_as_it_holds_them(models):
 
 @pytest.mark.parametrize(
     ("models", "error"),
-    [([4], IndexError), ([-1], IndexError), ([1.0], IndexError), ([True], IndexError), (2, TypeError)],
+    [
+        ([4], IndexError),
+        ([-1], IndexError),
+        ([1.0], IndexError),
+        ([True], IndexError),
+        (torch.tensor([False, False, True, False]), IndexError),  # a mask is not a list of indices
+        (np.array([False, True]), IndexError),
+        (2, TypeError),
+        (torch.tensor(2), TypeError),
+    ],
 )
 def test_stopping_a_model_that_is_not_there_is_refused(models, error):
     X, Y = planar(dtype=torch.float64)
@@ -188,6 +197,7 @@ def test_a_callback_logs_numbers_of_any_kind_into_the_histories_and_tensorboard(
         ([{"a": torch.ones(2)}, None], TypeError, r"scalars\[0\]\['a'\] must be a number"),
         ([{1: 1.0}, None], TypeError, r"scalars\[0\] has the tag 1"),
         ([[1.0], None], TypeError, r"scalars\[0\] must be a dict"),
+        ([None, {"cost/train": 9.0}], ValueError, r"scalars\[1\] has the tag 'cost/train', which the trainer logs"),
     ],
 )
 def test_what_a_callback_logs_is_checked_before_anything_is_recorded(scalars, error, message):
@@ -405,7 +415,12 @@ def test_a_resumed_stack_logs_each_step_of_each_model_once(tmp_path):
         return [seeded(d1, seed) for d1, seed in ((1, 0), (2, 1), (4, 2))]  # converge at 111, 298 and 580
 
     config = TrainConfig(
-        max_epochs=400, tol=1e-4, log_dir=tmp_path, checkpoint=tmp_path / "c.pt", dashboard_every=50, dashboard_models=None
+        max_epochs=400,
+        tol=1e-4,
+        log_dir=tmp_path,
+        checkpoint=tmp_path / "c.pt",
+        dashboard_every=50,
+        dashboard_models=None,
     )
     fit_many(stack(), X, Y, config, run_names=list("abc"))
     config = dataclasses.replace(config, max_epochs=1000)
@@ -415,3 +430,11 @@ def test_a_resumed_stack_logs_each_step_of_each_model_once(tmp_path):
         events = EventAccumulator(str(tmp_path / name), size_guidance={"scalars": 0, "images": 0}).Reload()
         assert [e.step for e in events.Scalars("cost/train")] == [*range(history.epochs), history.epochs], name
         assert [e.step for e in events.Images("decision_boundary")] == [*range(0, history.epochs, 50), history.epochs]
+
+
+def test_the_tags_a_callback_may_not_log_are_those_tensorboard_logs(tmp_path):
+    from torch_shallow.callbacks import BUILT_IN_TAGS
+
+    X, Y = planar(dtype=torch.float64)
+    fit(seeded(), X, Y, TrainConfig(max_epochs=5, log_dir=tmp_path), val=(X[::4], Y[::4]))
+    assert set(EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"]) == BUILT_IN_TAGS

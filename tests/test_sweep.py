@@ -304,6 +304,7 @@ def test_default_logging_keeps_about_a_thousand_points_and_the_last(tmp_path):
         (["a", ".."], r"run_names\[1\] must be a plain directory name, got '\.\.'"),
         (["a/b", "c"], r"run_names\[0\] must be a plain directory name"),
         (["a", ".lock"], r"run_names\[1\] must be a plain directory name"),  # the run directory's lock file
+        (["a", "x" * 256], r"run_names\[1\] must be a plain directory name"),  # longer than a file name may be
     ],
 )
 def test_run_names_are_distinct_plain_directory_names(tmp_path, names, message):
@@ -322,16 +323,22 @@ def test_default_run_names_tell_every_model_apart():
     assert names == ["h4-tanh-lr1.0000001", "h4-tanh-lr1.00000011", "h4-tanh-lr1.2-s0-2", "h4-tanh-lr1.2-s0-3"]
 
 
-@pytest.mark.parametrize("taken", ["file", "checkpoint"])
+@pytest.mark.parametrize("taken", ["file", "checkpoint", "checkpoint by a link", "broken link"])
 def test_a_run_directory_taken_by_a_file_is_refused_before_the_first_epoch(tmp_path, taken):
     """A stack's run directories are made while it trains; what would keep one from being made is refused first."""
     X, Y = planar()
-    config = TrainConfig(max_epochs=5, log_dir=tmp_path / "sweep", checkpoint=tmp_path / "sweep" / "c.pt")
-    names = ["a", "b"] if taken == "file" else ["a", "c.pt"]
+    (tmp_path / "sweep").mkdir()
+    checkpoint = tmp_path / "sweep" / "c.pt"
+    if taken == "checkpoint by a link":
+        (tmp_path / "alias").symlink_to(tmp_path / "sweep")
+        checkpoint = tmp_path / "alias" / "c.pt"
+    config = TrainConfig(max_epochs=5, log_dir=tmp_path / "sweep", checkpoint=checkpoint)
+    names = ["a", "c.pt"] if taken.startswith("checkpoint") else ["a", "b"]
     if taken == "file":
-        (tmp_path / "sweep").mkdir()
         (tmp_path / "sweep" / "b").write_text("not a run")
-    what = "a file" if taken == "file" else "the checkpoint's path"
+    elif taken == "broken link":
+        (tmp_path / "sweep" / "b").symlink_to(tmp_path / "nowhere")
+    what = {"file": "a file", "broken link": "a broken symbolic link"}.get(taken, "the checkpoint's path")
     with pytest.raises(ValueError, match=rf"run directory .*sweep/{names[1]} is {what}; expected a directory"):
         fit_many([ShallowNet(2, 2), ShallowNet(2, 3)], X, Y, config, run_names=names)
     assert not (tmp_path / "sweep" / "a").exists()

@@ -121,10 +121,10 @@ class Run:
         count = len(self.histories)
         if models is None:
             chosen: Iterable[int] = range(count)
-        elif isinstance(models, Iterable) and not isinstance(models, (str, bytes)):
+        elif isinstance(models, Iterable) and not isinstance(models, (str, bytes)) and getattr(models, "ndim", 1) > 0:
             chosen = [_model_index(k, count) for k in models]
         else:
-            raise TypeError(f"models must be a sequence of model indices, got {type(models).__name__}")
+            raise TypeError(f"models must be a sequence of model indices, got {models!r}")
         for k in chosen:
             if self.running[k]:
                 self.histories[k].stop_reason, self.running[k] = reason, False
@@ -190,10 +190,16 @@ class Run:
         return (self.epoch, *[p._version for p in self.trainee.parameters()])
 
 
+# The scalars the trainer logs itself (board.TensorBoard), which a callback's would mix with.
+BUILT_IN_TAGS = frozenset({"cost/train", "accuracy/train", "cost/val", "accuracy/val", "grad_norm", "lr"})
+
+
 def _model_index(k: object, count: int) -> int:
-    """``k`` as the index of one of ``count`` models; bools are refused, not taken as 0 and 1."""
+    """``k`` as the index of one of ``count`` models; bools, Python's, NumPy's or a tensor's, are refused, not taken
+    as 0 and 1 (a mask of the models is not a list of indices)."""
+    boolean = isinstance(k, bool) or str(getattr(k, "dtype", "")) in ("bool", "torch.bool")
     try:
-        index = operator.index(cast(Any, k)) if not isinstance(k, bool) else None
+        index = None if boolean else operator.index(cast(Any, k))
     except TypeError:
         index = None
     if index is None or not 0 <= index < count:
@@ -208,6 +214,8 @@ def _scalars(values: object, name: str) -> dict[str, float]:
     for tag in values:
         if not isinstance(tag, str) or not tag:
             raise TypeError(f"{name} has the tag {tag!r}; tags are non-empty strings")
+        if tag in BUILT_IN_TAGS:
+            raise ValueError(f"{name} has the tag {tag!r}, which the trainer logs itself; choose another")
     return {tag: _number(value, f"{name}[{tag!r}]") for tag, value in values.items()}
 
 

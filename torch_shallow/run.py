@@ -63,6 +63,7 @@ def check_run_names(names: list[str]) -> None:
             or "/" in name
             or os.sep in name
             or "\0" in name
+            or len(os.fsencode(name)) > 255  # NAME_MAX of the common file systems
         ):
             raise ValueError(f"run_names[{k}] must be a plain directory name, got {name!r}")
     twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
@@ -110,9 +111,16 @@ def run_outputs(
             raise ValueError(f"log_dir {log_dir} is a file; expected a directory")
         log_dir.mkdir(parents=True, exist_ok=True)
         check_writable_dir(log_dir, "log_dir")
+        target = None if checkpoint is None else checkpoint.resolve()
         for run in cast("list[Path]", runs):  # given with log_dir; a stack's are made as it trains
-            if run == checkpoint or (run.exists() and not run.is_dir()):
-                what = "the checkpoint's path" if run == checkpoint else "a file"
+            what = ""
+            if target is not None and run.name == target.name and run.resolve() == target:
+                what = "the checkpoint's path"
+            elif run.is_symlink() and not run.exists():
+                what = "a broken symbolic link"
+            elif run.exists() and not run.is_dir():
+                what = "a file"
+            if what:
                 raise ValueError(f"run directory {run} is {what}; expected a directory of its own")
         if resume_from is None and any(holds_run(run) for run in cast("list[Path]", runs)):
             raise ValueError(
