@@ -438,3 +438,23 @@ def test_the_tags_a_callback_may_not_log_are_those_tensorboard_logs(tmp_path):
     X, Y = planar(dtype=torch.float64)
     fit(seeded(), X, Y, TrainConfig(max_epochs=5, log_dir=tmp_path), val=(X[::4], Y[::4]))
     assert set(EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"]) == BUILT_IN_TAGS
+
+
+def test_a_stopped_model_takes_no_dashboard_from_the_models_still_training(tmp_path):
+    X, Y = planar(dtype=torch.float64)
+    config = TrainConfig(max_epochs=150, tol=0, log_dir=tmp_path, dashboard_every=50, dashboard_models=1)
+    fit_many(
+        [seeded(4, seed) for seed in range(3)],
+        X,
+        Y,
+        config,
+        lrs=[1.2, 0.01, 0.01],  # the first learns fastest: the lowest cost, also once it has stopped
+        run_names=list("abc"),
+        callbacks=[StopModels(50, [0])],
+    )
+    drawn = {}
+    for name in "abc":
+        events = EventAccumulator(str(tmp_path / name), size_guidance={"images": 0}).Reload()
+        drawn[name] = [e.step for e in events.Images("decision_boundary")] if events.Tags()["images"] else []
+    assert drawn["a"] == [50]  # the best while it trained, and at the end, where it is not drawn twice
+    assert sorted(drawn["b"] + drawn["c"]) == [100]  # the best of those still training
