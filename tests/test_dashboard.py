@@ -4,6 +4,7 @@ node, and the colour key of the decision-boundary image."""
 
 import errno
 import io
+import re
 import time
 from pathlib import Path
 
@@ -284,3 +285,26 @@ def test_a_runs_hparams_are_the_sessions_torch_records(tmp_path, monkeypatch):
     board.write_hparams(writer, values)
     assert written == list(hparams({**values, "note": "None"}, {})[1:])
     writer.close()
+
+
+class FullDisk:
+    """A file on a full disk: each write and flush fails as the operating system's does, naming no file."""
+
+    closed = False
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    flush = close = lambda self: self.write(b"")
+
+
+def test_a_stacks_writer_names_its_file_when_the_disk_is_full(tmp_path):
+    writer = SynchronousFileWriter(str(tmp_path))
+    opened, writer._file = writer._file, FullDisk()
+    named = rf"\[Errno 28\] No space left on device: '{re.escape(writer.path)}'"
+    with pytest.raises(OSError, match=named):
+        writer.add_summary(scalar("a", 1.0), 1)
+    for method in (writer.flush, writer.close):
+        with pytest.raises(OSError, match=named):
+            method()
+    opened.close()

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 import google_crc32c
 import numpy as np
@@ -233,7 +233,10 @@ class SynchronousFileWriter:
                 self._held.append(record)
                 return
             file = self._opened()
-        file.write(record)
+        try:
+            file.write(record)
+        except OSError as error:
+            _naming(error, self.path)
         if event.wall_time - self._flushed >= self._flush_secs:
             self.flush()
 
@@ -250,17 +253,34 @@ class SynchronousFileWriter:
             if self._ready is None:
                 cast("Future[None]", self._making).result()  # waits; raises the error that kept it from being made
             self._file = cast(BinaryIO, self._ready)
-            self._file.write(b"".join(self._held))
-            self._held = []
+            held, self._held = b"".join(self._held), []
+            try:
+                self._file.write(held)
+            except OSError as error:
+                _naming(error, self.path)
         return self._file
 
     def flush(self) -> None:
-        self._opened().flush()
+        try:
+            self._opened().flush()
+        except OSError as error:
+            _naming(error, self.path)
         self._flushed = time.time()
 
     def close(self) -> None:
-        if not self._opened().closed:
-            cast(BinaryIO, self._file).close()
+        file = self._opened()
+        try:
+            file.close()  # a second close does nothing
+        except OSError as error:
+            _naming(error, self.path)
+
+
+def _naming(error: OSError, path: str) -> NoReturn:
+    """Raise ``error``, naming the file it concerns where it does not (a write to a full disk says only "No space
+    left on device")."""
+    if error.filename is not None:
+        raise error
+    raise OSError(error.errno, error.strerror, path) from error
 
 
 def _new_file(path: str) -> BinaryIO:
