@@ -122,11 +122,11 @@ def run_outputs(
                 what = "a file"
             if what:
                 raise ValueError(f"run directory {run} is {what}; expected a directory of its own")
-        if resume_from is None and any(holds_run(run) for run in cast("list[Path]", runs)):
-            raise ValueError(
-                f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
-                "with its own; choose a new directory, or resume that run"
-            )
+            if resume_from is None and holds_run(run):
+                raise ValueError(
+                    f"log_dir {log_dir} already holds a run's TensorBoard files, which a new run would mix "
+                    "with its own; choose a new directory, or resume that run"
+                )
         targets.append(log_dir)
     if checkpoint is not None:
         check_output_file(checkpoint, "checkpoint", create_parent=True)
